@@ -1,0 +1,40 @@
+# Two commands do everything on a fresh machine:
+#   make run   — set up .venv (first time only) and run the workflow on the embedded default
+#   make test  — set up .venv (first time only, with test extras) and run the test suite
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+CORES ?= 2
+STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
+
+.PHONY: run test lint clean-results help
+
+help:
+	@echo "make run    run the workflow on the embedded default (results/)"
+	@echo "make test   run the test suite"
+	@echo "make lint   ruff + snakemake --lint"
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e .
+	touch $(STAMP)
+
+$(TEST_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
+	touch $(TEST_STAMP)
+
+run: $(STAMP)
+	$(BIN)/snakemake --cores $(CORES)
+
+test: $(TEST_STAMP)
+	$(BIN)/ruff check src tests workflow benchmarks
+	$(BIN)/python -m pytest -q
+
+lint: $(TEST_STAMP)
+	$(BIN)/ruff check src tests workflow benchmarks
+	$(BIN)/snakemake --lint
+
+clean-results:
+	rm -rf results .snakemake

@@ -1,0 +1,271 @@
+"""Shared helpers for the figures: palette, measure labels, table selection and saving.
+
+Nothing here touches matplotlib's global state: figures are built as
+:class:`matplotlib.figure.Figure` objects with an Agg canvas, never through :mod:`pyplot`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.backend_bases import FigureCanvasBase
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from alignpatterns.io import atomic_path
+
+#: Okabe & Ito (2008) colour-blind-safe palette without black (black is reserved for the brain).
+OKABE_ITO: tuple[str, ...] = (
+    "#E69F00",  # orange
+    "#56B4E9",  # sky blue
+    "#009E73",  # bluish green
+    "#0072B2",  # blue
+    "#D55E00",  # vermillion
+    "#CC79A7",  # reddish purple
+    "#F0E442",  # yellow
+)
+#: Markers cycled together with the colours, so that > 7 series stay distinguishable.
+MARKERS: tuple[str, ...] = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "h")
+#: Colour of the brain baseline.
+BRAIN_COLOR = "black"
+#: Colour of noise ceilings and reference lines.
+CEILING_COLOR = "0.45"
+
+_RSA_COMPARISONS = {
+    "spearman": "Spearman ρ",
+    "pearson": "Pearson r",
+    "tau-a": "Kendall τ-a",
+    "rho-a": "Spearman ρ-a",
+    "cosine": "cosine similarity",
+}
+
+
+def measure_label(measure: str, split: str | None = None) -> str:
+    """Axis label (statistic and its units) for a measure name.
+
+    Parameters
+    ----------
+    measure : str
+        Measure name as in the tables, e.g. ``"rsa-crossnobis-spearman"``,
+        ``"cka-linear-debiased"`` or ``"lp-ridge-pearson"``.
+    split : str, optional
+        Data split the score was computed on; shown in parentheses when given.
+
+    Returns
+    -------
+    str
+        A label such as ``"Spearman ρ (RDM comparison, crossnobis)"``.
+    """
+    parts = str(measure).split("-")
+    family = parts[0]
+    suffix = f", {split}" if split else ""
+    if family == "rsa" and len(parts) >= 3:
+        comparison = "-".join(parts[2:])
+        stat = _RSA_COMPARISONS.get(comparison, comparison)
+        return f"{stat} (RDM comparison, {parts[1]} RDMs{suffix})"
+    if family == "cka":
+        kind = parts[1] if len(parts) > 1 else "linear"
+        debiased = "debiased " if "debiased" in parts else ""
+        return f"{debiased}{kind} CKA{' (' + split + ')' if split else ''}"
+    if family == "lp":
+        stat = parts[-1]
+        if stat == "pearson":
+            return f"Pearson r (ridge prediction{suffix or ', test'})"
+        if stat == "r2":
+            return f"R² (ridge prediction{suffix or ', test'})"
+        return f"{stat} (ridge prediction{suffix})"
+    return f"{measure}{' (' + split + ')' if split else ''}"
+
+
+def new_figure(width: float, height: float) -> Figure:
+    """A fresh figure with an Agg canvas (no pyplot, no global backend change)."""
+    fig = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def finalize(fig: Figure) -> Figure:
+    """Compute the constrained layout once, then freeze it.
+
+    Constrained layout refines positions a little on every draw, so an unfrozen figure saved
+    twice can differ by a pixel; frozen, every save of the figure is byte-identical and the PNG
+    and PDF share one layout. Call ``fig.set_layout_engine("constrained")`` to re-enable it after
+    adding artists.
+    """
+    for _ in range(2):
+        fig.draw_without_rendering()
+    fig.set_layout_engine("none")
+    return fig
+
+
+def select(df: pd.DataFrame, table: str, **equal) -> pd.DataFrame:
+    """Rows of ``df`` where every column in ``equal`` equals its value.
+
+    Raises
+    ------
+    ValueError
+        If a column is missing, or if no row matches; the message lists the values present.
+    """
+    out = df
+    for col, value in equal.items():
+        if col not in df.columns:
+            raise ValueError(f"{table} table: expected a column {col!r}, found {list(df.columns)}")
+        mask = (out[col] == value).fillna(False).to_numpy(dtype=bool)
+        if not mask.any():
+            present = sorted(map(str, df[col].dropna().unique()))
+            raise ValueError(
+                f"{table} table: no rows with {col} == {value!r} "
+                f"(after the other filters); values present: {present}"
+            )
+        out = out.loc[mask]
+    return out
+
+
+def check_roi_order(roi_order: Sequence[str]) -> list[str]:
+    """Validate the caller's ROI order: a non-empty sequence of distinct names."""
+    if isinstance(roi_order, str):
+        raise TypeError("roi_order must be a list of ROI names, not a single string")
+    rois = [str(r) for r in roi_order]
+    if not rois:
+        raise ValueError("roi_order is empty: pass the ROIs in stream/hierarchy order")
+    dupes = sorted({r for r in rois if rois.count(r) > 1})
+    if dupes:
+        raise ValueError(f"roi_order has duplicate ROIs: {dupes}")
+    return rois
+
+
+def series_table(df: pd.DataFrame, name_col: str, order: Sequence[str] | None = None
+                 ) -> list[tuple[str, str, str]]:
+    """The (name, weights, legend label) of every series, in a stable order.
+
+    A series is one ``name_col`` × ``weights`` pair. The label is the name alone when that name
+    has one weights setting, ``"name (weights)"`` otherwise. ``order`` (names) sets the order and
+    subset; by default names are sorted, and weights too.
+    """
+    weights = df["weights"].astype(object).where(df["weights"].notna(), "")
+    pairs = sorted({(str(n), str(w)) for n, w in zip(df[name_col], weights, strict=True)})
+    if order is not None:
+        rank = {str(n): i for i, n in enumerate(order)}
+        unknown = [n for n in order if str(n) not in {p[0] for p in pairs}]
+        if unknown:
+            present = sorted({p[0] for p in pairs})
+            raise ValueError(f"unknown {name_col}s {unknown}; present: {present}")
+        pairs = sorted((p for p in pairs if p[0] in rank), key=lambda p: (rank[p[0]], p[1]))
+    counts: dict[str, int] = {}
+    for n, _ in pairs:
+        counts[n] = counts.get(n, 0) + 1
+    return [(n, w, n if counts[n] == 1 or not w else f"{n} ({w})") for n, w in pairs]
+
+
+def rows_for(df: pd.DataFrame, name_col: str, name: str, weights: str) -> pd.DataFrame:
+    """Rows of one series (``weights == ""`` also matches missing weights)."""
+    w = df["weights"].astype(object).where(df["weights"].notna(), "")
+    mask = (df[name_col].astype(str) == name).to_numpy() & (w.astype(str) == weights).to_numpy()
+    return df.loc[mask]
+
+
+def per_roi(rows: pd.DataFrame, rois: Sequence[str], col: str) -> np.ndarray:
+    """Values of ``col`` aligned to ``rois`` (NaN where a ROI has no row or a missing value)."""
+    if rows.empty:
+        return np.full(len(rois), np.nan)
+    s = pd.to_numeric(rows[col], errors="coerce").astype(float)
+    s.index = rows["roi"].astype(str).to_numpy()
+    s = s[~s.index.duplicated(keep="first")]
+    return s.reindex(list(rois)).to_numpy(dtype=float)
+
+
+def dodge(n_series: int, width: float = 0.8) -> np.ndarray:
+    """Horizontal offsets that spread ``n_series`` markers over ``width`` within a group."""
+    if n_series <= 1:
+        return np.zeros(max(n_series, 0))
+    step = width / n_series
+    return (np.arange(n_series) - (n_series - 1) / 2) * step
+
+
+def errorbar_series(ax, x: np.ndarray, mean: np.ndarray, low: np.ndarray, high: np.ndarray,
+                    *, color, marker: str, label: str, filled: np.ndarray | None = None,
+                    markersize: float = 5.0, zorder: float = 3):
+    """Dots with CI error bars at finite means only; a NaN cell draws nothing.
+
+    Points whose ``filled`` entry is False are drawn hollow. Error bars are drawn only where both
+    CI bounds are finite. Returns the data :class:`~matplotlib.lines.Line2D` (gid ``label``).
+    """
+    ok = np.isfinite(mean)
+    xs, ms, lo, hi = x[ok], mean[ok], low[ok], high[ok]
+    ci = np.isfinite(lo) & np.isfinite(hi)
+    if ci.any():
+        yerr = np.vstack([ms[ci] - lo[ci], hi[ci] - ms[ci]])
+        yerr = np.clip(yerr, 0, None)
+        ax.errorbar(xs[ci], ms[ci], yerr=yerr, fmt="none", ecolor=color, elinewidth=1.2,
+                    capsize=0, zorder=zorder - 0.5, gid=f"{label}:ci")
+    face = np.full(xs.shape, True) if filled is None else np.asarray(filled, bool)[ok]
+    (line,) = ax.plot(xs[face], ms[face], linestyle="none", marker=marker, color=color,
+                      markersize=markersize, label=label, zorder=zorder)
+    line.set_gid(label)
+    if (~face).any():
+        (hollow,) = ax.plot(xs[~face], ms[~face], linestyle="none", marker=marker, color=color,
+                            markerfacecolor="white", markersize=markersize, zorder=zorder,
+                            label="_nolegend_")
+        hollow.set_gid(f"{label}:hollow")
+    return line
+
+
+def roi_axis(ax, rois: Sequence[str], xlabel: str = "ROI (stream / hierarchy order)") -> None:
+    """ROI tick labels in the caller's order, rotated when there are many."""
+    ax.set_xticks(np.arange(len(rois)))
+    rotate = len(rois) > 6
+    ax.set_xticklabels(list(rois), rotation=45 if rotate else 0,
+                       ha="right" if rotate else "center", rotation_mode="anchor")
+    ax.set_xlim(-0.6, len(rois) - 0.4)
+    ax.set_xlabel(xlabel)
+    for x in np.arange(len(rois) - 1) + 0.5:
+        ax.axvline(x, color="0.92", linewidth=0.8, zorder=0)
+
+
+def save_figure(fig: Figure, stem: str | os.PathLike, dpi: int = 150) -> tuple[Path, Path]:
+    """Write ``stem.png`` and ``stem.pdf`` deterministically and atomically.
+
+    Each file is written to a temporary name in the destination directory and moved into place
+    with :func:`os.replace`, so a failure leaves no partial file. Timestamps and the software tag
+    are left out of the metadata, so the same figure gives byte-identical files.
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+        The figure to save.
+    stem : path-like
+        Destination without suffix; parent directories are created.
+    dpi : int
+        Resolution of the PNG.
+
+    Returns
+    -------
+    (Path, Path)
+        Paths of the PNG and the PDF.
+    """
+    stem = Path(stem)
+    if stem.suffix in {".png", ".pdf"}:
+        stem = stem.with_suffix("")
+    if type(fig.canvas) is FigureCanvasBase:
+        FigureCanvasAgg(fig)
+    png = stem.parent / f"{stem.name}.png"
+    pdf = stem.parent / f"{stem.name}.pdf"
+    mode = _file_mode()
+    with atomic_path(png, ".png") as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi, metadata={"Software": None})
+        os.chmod(tmp, mode)
+    with atomic_path(pdf, ".pdf") as tmp:
+        fig.savefig(tmp, format="pdf", metadata={"CreationDate": None, "ModDate": None})
+        os.chmod(tmp, mode)
+    return png, pdf
+
+
+def _file_mode() -> int:
+    """Permissions of a normally created file (0o666 minus the umask); temp files are 0o600."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask

@@ -1,0 +1,260 @@
+"""Deterministic, atomic writers for tables and array stores.
+
+Every result file goes through this module so that the same config and seed give byte-identical
+outputs and a failed job never leaves a partial file:
+
+- tables: rows sorted by key columns, index reset, fixed column order and dtypes, provenance in the
+  Parquet key-value metadata (package versions and config hash; never times, hosts or paths);
+- array stores: ``.npz`` archives with sorted keys and fixed zip timestamps, loadable with
+  :func:`numpy.load`;
+- everything is written to a temporary file in the target directory and moved into place with
+  :func:`os.replace`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import os
+import tempfile
+import zipfile
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+#: Column order and dtypes of every table the workflow writes (DESIGN.md, Contracts → Tables).
+TABLE_SCHEMAS: dict[str, dict[str, str]] = {
+    "model_brain": {
+        "measure": "string", "model": "string", "weights": "string", "layer": "string",
+        "layer_index": "int64", "subject": "string", "roi": "string", "split": "string",
+        "score": "float64", "n_source_dims": "int64", "n_vertices": "int64",
+    },
+    "model_brain_summary": {
+        "measure": "string", "model": "string", "weights": "string", "roi": "string",
+        "layer": "string", "layer_index": "int64", "score_mean": "float64", "ci_low": "float64",
+        "ci_high": "float64", "ceiling_mean": "float64", "normalized": "float64",
+        "distinguishable_from_best": "boolean",
+    },
+    "brain_brain": {
+        "measure": "string", "source_subject": "string", "source_roi": "string",
+        "target_subject": "string", "target_roi": "string", "split": "string",
+        "score": "float64", "n_source_dims": "int64", "n_vertices": "int64",
+    },
+    "ceilings": {
+        "measure": "string", "subject": "string", "roi": "string", "split": "string",
+        "kind": "string", "value": "float64", "n_reps": "float64",
+    },
+    "apa": {
+        "measure": "string", "variant": "string", "match": "string", "selection": "string",
+        "candidate": "string", "weights": "string", "roi": "string", "layer": "string",
+        "subject": "string", "stand_in_subject": "string", "reference": "string",
+        "n_entries": "int64", "aps": "float64",
+    },
+    "apa_summary": {
+        "measure": "string", "variant": "string", "match": "string", "candidate": "string",
+        "weights": "string", "roi": "string", "layer": "string", "n_subjects": "int64",
+        "ci_method": "string", "aps_mean": "float64", "aps_ci_low": "float64",
+        "aps_ci_high": "float64", "brain_aps_mean": "float64", "delta": "float64",
+        "delta_ci_low": "float64", "delta_ci_high": "float64", "margin": "float64",
+        "spec_margin": "float64", "spec_ci_low": "float64", "p_stimulus": "float64",
+        "q_stimulus": "float64", "passes": "boolean",
+    },
+    "check_data": {
+        "subject": "string", "roi": "string", "n_vertices": "int64", "n_reliable": "int64",
+        "median_ncsnr": "float64", "missing": "boolean", "reason": "string",
+    },
+}
+
+#: Key columns (sort order) of each table.
+TABLE_KEYS: dict[str, list[str]] = {
+    "model_brain": ["measure", "model", "weights", "subject", "roi", "split", "layer_index"],
+    "model_brain_summary": ["measure", "model", "weights", "roi"],
+    "brain_brain": ["measure", "split", "target_subject", "source_subject", "source_roi",
+                    "target_roi"],
+    "ceilings": ["measure", "split", "kind", "subject", "roi"],
+    "apa": ["measure", "variant", "match", "selection", "candidate", "weights", "roi", "subject",
+            "stand_in_subject"],
+    "apa_summary": ["measure", "variant", "match", "candidate", "weights", "roi"],
+    "check_data": ["subject", "roi"],
+}
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; move it onto ``path`` only on success.
+
+    Parameters
+    ----------
+    path : path-like
+        Final destination. Its parent directory is created if needed.
+    suffix : str
+        Suffix for the temporary file (some writers infer the format from it).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix + ".tmp", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def config_hash(config: Mapping) -> str:
+    """Stable short hash of a (JSON-serialisable) config mapping."""
+    blob = json.dumps(config, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def provenance(config: Mapping | None = None) -> dict[str, str]:
+    """Package versions and the config hash; never times, hosts, paths or job ids."""
+    import importlib.metadata as md
+
+    import alignpatterns
+
+    info = {"alignpatterns": alignpatterns.__version__}
+    for pkg in ("numpy", "scipy", "scikit-learn", "pandas", "pyarrow", "torch", "timm"):
+        try:
+            info[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            info[pkg] = "absent"
+    if config is not None:
+        info["config_hash"] = config_hash(config)
+    return info
+
+
+def coerce_table(df: pd.DataFrame, kind: str) -> pd.DataFrame:
+    """Return ``df`` with the columns, order, dtypes and row order of table ``kind``.
+
+    Raises
+    ------
+    ValueError
+        If columns are missing or unexpected.
+    """
+    schema = TABLE_SCHEMAS[kind]
+    missing = [c for c in schema if c not in df.columns]
+    extra = [c for c in df.columns if c not in schema]
+    if missing or extra:
+        raise ValueError(
+            f"table {kind!r}: expected columns {list(schema)}, missing {missing}, unexpected {extra}"
+        )
+    out = df.loc[:, list(schema)].copy()
+    for col, dtype in schema.items():
+        if dtype == "boolean":
+            out[col] = out[col].astype("boolean")
+        else:
+            out[col] = out[col].astype(dtype)
+    keys = [k for k in TABLE_KEYS[kind] if k in out.columns]
+    out = out.sort_values(keys, kind="mergesort", na_position="last").reset_index(drop=True)
+    return out
+
+
+def write_table(df: pd.DataFrame, path: str | os.PathLike, kind: str,
+                config: Mapping | None = None) -> pd.DataFrame:
+    """Write table ``kind`` to ``path`` (Parquet) deterministically and atomically.
+
+    Parameters
+    ----------
+    df : DataFrame
+        Table with exactly the columns of ``TABLE_SCHEMAS[kind]`` (any order).
+    path : path-like
+        Destination ``.parquet`` file.
+    kind : str
+        Table name, a key of :data:`TABLE_SCHEMAS`.
+    config : mapping, optional
+        Config whose hash is stored in the provenance metadata.
+
+    Returns
+    -------
+    DataFrame
+        The table as written.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    out = coerce_table(df, kind)
+    table = pa.Table.from_pandas(out, preserve_index=False)
+    meta = dict(table.schema.metadata or {})
+    meta[b"alignpatterns"] = json.dumps(
+        {"table": kind, **provenance(config)}, sort_keys=True).encode()
+    table = table.replace_schema_metadata(meta)
+    with atomic_path(path, ".parquet") as tmp:
+        pq.write_table(table, tmp, compression="zstd")
+    return out
+
+
+def read_table(path: str | os.PathLike, kind: str | None = None) -> pd.DataFrame:
+    """Read a Parquet table; with ``kind``, check and coerce its schema."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: table not found")
+    df = pd.read_parquet(path)
+    if kind is not None:
+        try:
+            df = coerce_table(df, kind)
+        except ValueError as err:
+            raise ValueError(f"{path}: {err}") from None
+    return df
+
+
+def concat_tables(paths: Sequence[str | os.PathLike], kind: str) -> pd.DataFrame:
+    """Concatenate several tables of the same kind."""
+    frames = [read_table(p, kind) for p in paths]
+    if not frames:
+        return coerce_table(pd.DataFrame({c: [] for c in TABLE_SCHEMAS[kind]}), kind)
+    return coerce_table(pd.concat(frames, ignore_index=True), kind)
+
+
+def save_arrays(path: str | os.PathLike, arrays: Mapping[str, np.ndarray]) -> None:
+    """Write arrays to an ``.npz`` archive deterministically and atomically.
+
+    Keys are written in sorted order with a fixed zip timestamp, so equal inputs give equal bytes.
+    The result loads with ``numpy.load(path)``; string arrays are stored as unicode (not object).
+    """
+    with atomic_path(path, ".npz") as tmp:
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:
+            for key in sorted(arrays):
+                arr = np.asarray(arrays[key])
+                if arr.dtype == object:
+                    raise TypeError(f"save_arrays: array {key!r} has dtype object; "
+                                    "store strings as a unicode array")
+                buf = io.BytesIO()
+                np.lib.format.write_array(buf, arr, allow_pickle=False)
+                info = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+                info.external_attr = 0o644 << 16
+                zf.writestr(info, buf.getvalue())
+
+
+def load_arrays(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Load every array of an ``.npz`` archive written by :func:`save_arrays`."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: array store not found")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return {k: npz[k] for k in npz.files}
+    except (zipfile.BadZipFile, ValueError, OSError) as err:
+        raise ValueError(f"{path}: not a readable array store ({err})") from None
+
+
+def write_json(path: str | os.PathLike, obj) -> None:
+    """Write ``obj`` as pretty, key-sorted JSON, atomically."""
+    with atomic_path(path, ".json") as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+
+
+def _json_default(o):
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, np.floating):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")

@@ -1,0 +1,27 @@
+"""Alignment measures: RDMs and their comparison, linear CKA, ridge, LP, scores, ceilings.
+
+numpy implementation (float64). Importing this package does not import torch.
+Noise ceilings live in :mod:`alignpatterns.measures.ceilings`.
+"""
+
+from .cka import cka_from_grams, gram, linear_cka
+from .compare import compare_rdms, rank_rdm
+from .encoding import lp_oof_predict, lp_predict
+from .rdm import permute_rdm, rdm
+from .ridge import RidgeCV
+from .scores import correlation_score, r2_score
+
+__all__ = [
+    "RidgeCV",
+    "cka_from_grams",
+    "compare_rdms",
+    "correlation_score",
+    "gram",
+    "linear_cka",
+    "lp_oof_predict",
+    "lp_predict",
+    "permute_rdm",
+    "r2_score",
+    "rank_rdm",
+    "rdm",
+]

@@ -1,0 +1,150 @@
+"""Linear predictivity (LP): standardise, optionally reduce, ridge, predict.
+
+Statistics (means, standard deviations, PCA) always come from the training part only.
+Predictions are returned in standardised target units; score them separately with
+:func:`~alignpatterns.measures.scores.correlation_score`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._validation import as_float_array, check_same_rows
+from .ridge import RidgeCV, _resolve_cv
+
+__all__ = ["Standardizer", "lp_predict", "lp_oof_predict"]
+
+
+class Standardizer:
+    """z-scoring with training statistics (ddof=0); constant columns map to 0.
+
+    Attributes
+    ----------
+    mean_ : ndarray of shape (n_columns,)
+    scale_ : ndarray of shape (n_columns,)
+        Standard deviation, replaced by 1 where it is 0.
+    """
+
+    def fit(self, A: np.ndarray) -> Standardizer:
+        """Fit on A of shape (n_samples, n_columns)."""
+        self.mean_ = A.mean(axis=0)
+        sd = A.std(axis=0)
+        self.scale_ = np.where(sd > 0, sd, 1.0)
+        self._constant = ~(sd > 0)
+        return self
+
+    def transform(self, A: np.ndarray) -> np.ndarray:
+        """Return ``(A - mean_) / scale_``; constant training columns become 0."""
+        out = (A - self.mean_) / self.scale_
+        out[:, self._constant] = 0.0
+        return out
+
+
+def _reduce(Xtr: np.ndarray, Xte: np.ndarray, n_components: int | None):
+    if n_components is None:
+        return Xtr, Xte
+    n, p = Xtr.shape
+    if (
+        isinstance(n_components, bool)
+        or not isinstance(n_components, (int, np.integer))
+        or not 1 <= n_components <= min(n, p)
+    ):
+        raise ValueError(
+            f"n_components must be an int in [1, min(n_train, n_features)] = [1, {min(n, p)}], "
+            f"got {n_components!r}"
+        )
+    # Xtr is already centred by the standardisation, so this is PCA
+    U, s, Vt = np.linalg.svd(Xtr, full_matrices=False)
+    comps = Vt[:n_components]
+    return U[:, :n_components] * s[:n_components], Xte @ comps.T
+
+
+def _check_inputs(X_train, Y_train):
+    X_train = as_float_array(X_train, "X_train", 2)
+    Y_train = as_float_array(Y_train, "Y_train", 2)
+    check_same_rows(X_train, Y_train, "X_train", "Y_train")
+    return X_train, Y_train
+
+
+def _predict(Xtr, Ytr, Xte, alphas, inner_cv, n_components) -> np.ndarray:
+    xs = Standardizer().fit(Xtr)
+    ys = Standardizer().fit(Ytr)
+    Xtr_z, Xte_z = _reduce(xs.transform(Xtr), xs.transform(Xte), n_components)
+    model = RidgeCV(alphas, cv=inner_cv, fit_intercept=False).fit(Xtr_z, ys.transform(Ytr))
+    return model.predict(Xte_z)
+
+
+def lp_predict(X_train, Y_train, X_test, alphas, inner_cv=5, n_components=None) -> np.ndarray:
+    """Fit the LP pipeline on a training split and predict a test split.
+
+    Steps: z-score X and Y with training statistics (ddof=0; constant columns become
+    0); optional PCA of X to ``n_components`` fitted on train; ``RidgeCV(alphas,
+    cv=inner_cv, fit_intercept=False)`` with one alpha per target; predict.
+
+    Parameters
+    ----------
+    X_train : array-like of shape (n_train, n_features)
+        Source features (a model layer or a source ROI).
+    Y_train : array-like of shape (n_train, n_targets)
+        Target responses (vertices).
+    X_test : array-like of shape (n_test, n_features)
+    alphas : array-like of shape (n_alphas,)
+    inner_cv : int, scikit-learn splitter or None
+        Ridge's alpha selection (int: unshuffled K-fold; None: efficient LOO).
+    n_components : int or None
+        PCA dimensionality of X; None keeps all features.
+
+    Returns
+    -------
+    Y_pred : ndarray of shape (n_test, n_targets)
+        Predictions in standardised target units ``(Y - mean_train) / sd_train``.
+    """
+    X_train, Y_train = _check_inputs(X_train, Y_train)
+    X_test = as_float_array(X_test, "X_test", 2)
+    if X_test.shape[1] != X_train.shape[1]:
+        raise ValueError(
+            f"X_test has {X_test.shape[1]} features but X_train has {X_train.shape[1]}"
+        )
+    return _predict(X_train, Y_train, X_test, alphas, inner_cv, n_components)
+
+
+def lp_oof_predict(
+    X_train, Y_train, alphas, outer_cv=5, inner_cv=5, n_components=None
+) -> np.ndarray:
+    """Out-of-fold LP predictions on the training split.
+
+    For each outer fold (unshuffled K-fold if an int), the whole pipeline of
+    :func:`lp_predict` (standardisation, PCA, ridge with inner CV) is refitted on the
+    fold's training part only and predicts its held-out part.
+
+    Parameters
+    ----------
+    X_train : array-like of shape (n_train, n_features)
+    Y_train : array-like of shape (n_train, n_targets)
+    alphas : array-like of shape (n_alphas,)
+    outer_cv : int or scikit-learn splitter
+        Must put every sample in exactly one held-out fold.
+    inner_cv : int, scikit-learn splitter or None
+    n_components : int or None
+
+    Returns
+    -------
+    Y_oof : ndarray of shape (n_train, n_targets)
+        Each row predicted by the model that did not see it, in the units of that
+        outer fold's training standardisation.
+    """
+    X_train, Y_train = _check_inputs(X_train, Y_train)
+    if outer_cv is None:
+        raise ValueError("outer_cv must be an int or a splitter, not None")
+    splits = _resolve_cv(outer_cv, X_train)
+    seen = np.zeros(X_train.shape[0], dtype=int)
+    for _, test in splits:
+        seen[test] += 1
+    if not np.all(seen == 1):
+        raise ValueError("outer_cv must hold out every sample exactly once (a partition)")
+    out = np.empty(Y_train.shape)
+    for train, test in splits:
+        out[test] = _predict(
+            X_train[train], Y_train[train], X_train[test], alphas, inner_cv, n_components
+        )
+    return out

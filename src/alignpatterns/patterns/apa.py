@@ -1,0 +1,327 @@
+"""Alignment Pattern Analysis: APS of models and of the brain baseline (SPEC.md §4).
+
+Notation: A_{s′→s}[r, r′] is the test-split alignment of source subject s′'s ROI r with target
+subject s's ROI r′. For target s and stand-in subject s* ≠ s the reference is the double-exclusion
+mean ā^{−{s,s*}}[r] over ordered pairs with neither subject in {s, s*}, and
+
+- APS_brain(r, s) = mean_{s*} ρ(A_{s*→s}[r, :], ā^{−{s,s*}}[r]);
+- APS_model(m, r, s) = mean_{s*} ρ(M_{m,r,s}, ā^{−{s,s*}}[r]) with M_{m,r,s}[r′] the test score of
+  model m's layer ℓ*(m, r, s) against ROI r′ of subject s, and ℓ* selected on the train split by the
+  mean score over the *other* subjects (leave-subject-out);
+- Δ_s = APS_model − APS_brain, paired per subject.
+
+Model and brain use exactly the same references. Intervals: mean ± t_{S−1}·SE with a
+delete-one-subject jackknife that recomputes references and layer selection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+VARIANTS = ("full", "offdiag")
+MATCHES = ("pearson", "spearman")
+BRAIN = "brain"
+MIN_SUBJECTS_BASELINE = 4
+MIN_SUBJECTS_VERDICT = 6
+
+
+@dataclass
+class BrainTensor:
+    """A[s′, s, r, r′] on one split; NaN where s′ = s or a cell is missing.
+
+    Attributes
+    ----------
+    values : ndarray, shape (n_subjects, n_subjects, n_rois, n_rois)
+    subjects : list of str
+    rois : list of str
+    """
+
+    values: np.ndarray
+    subjects: list[str]
+    rois: list[str]
+
+
+def brain_tensor(bb: pd.DataFrame, subjects: Sequence[str], rois: Sequence[str],
+                 split: str = "test") -> BrainTensor:
+    """Arrange brain–brain rows (one measure) into A[s′, s, r, r′]."""
+    sidx = {s: i for i, s in enumerate(subjects)}
+    ridx = {r: i for i, r in enumerate(rois)}
+    A = np.full((len(subjects),) * 2 + (len(rois),) * 2, np.nan)
+    d = bb[bb["split"] == split]
+    d = d[d["source_subject"].isin(sidx) & d["target_subject"].isin(sidx)
+          & d["source_roi"].isin(ridx) & d["target_roi"].isin(ridx)]
+    A[d["source_subject"].map(sidx).to_numpy(), d["target_subject"].map(sidx).to_numpy(),
+      d["source_roi"].map(ridx).to_numpy(), d["target_roi"].map(ridx).to_numpy()] = \
+        d["score"].to_numpy(dtype=float)
+    for i in range(len(subjects)):
+        A[i, i] = np.nan
+    return BrainTensor(A, list(subjects), list(rois))
+
+
+def complete_rois(tensor: BrainTensor) -> list[str]:
+    """ROIs present for every subject (listwise deletion of missing cells)."""
+    A = tensor.values
+    keep = []
+    for k, roi in enumerate(tensor.rois):
+        ok = True
+        for s in range(len(tensor.subjects)):
+            others = [o for o in range(len(tensor.subjects)) if o != s]
+            if np.all(np.isnan(A[others, s][:, :, k])) or np.all(np.isnan(A[s, others][:, k, :])):
+                ok = False
+        if ok:
+            keep.append(roi)
+    return keep
+
+
+def _corr(x: np.ndarray, y: np.ndarray, match: str) -> float:
+    ok = np.isfinite(x) & np.isfinite(y)
+    x, y = x[ok], y[ok]
+    if x.size < 3 or np.std(x) == 0 or np.std(y) == 0:
+        return np.nan  # zero-variance profile: APS undefined (counts as fail)
+    if match == "spearman":
+        x, y = stats.rankdata(x), stats.rankdata(y)
+    return float(np.corrcoef(x, y)[0, 1])
+
+
+def _entries(variant: str, n_rois: int, r: int) -> np.ndarray:
+    if variant == "full":
+        return np.arange(n_rois)
+    if variant == "offdiag":
+        return np.array([j for j in range(n_rois) if j != r])
+    raise ValueError(f"variant {variant!r} is not implemented yet; use one of {VARIANTS}")
+
+
+@dataclass
+class ModelScores:
+    """One candidate's scores: arrays (n_layers, n_subjects, n_rois) for train and test."""
+
+    name: str
+    weights: str
+    layers: list[str]
+    train: np.ndarray
+    test: np.ndarray
+
+
+def model_scores(mb: pd.DataFrame, subjects: Sequence[str], rois: Sequence[str]
+                 ) -> list[ModelScores]:
+    """Arrange model–brain rows (one measure) per candidate."""
+    sidx = {s: i for i, s in enumerate(subjects)}
+    ridx = {r: i for i, r in enumerate(rois)}
+    out = []
+    for (model, weights), d in mb.groupby(["model", "weights"], sort=True):
+        layers = (d[["layer_index", "layer"]].drop_duplicates().sort_values("layer_index")
+                  ["layer"].tolist())
+        lidx = {name: i for i, name in enumerate(layers)}
+        arrs = {}
+        for split in ("train", "test"):
+            arr = np.full((len(layers), len(subjects), len(rois)), np.nan)
+            e = d[(d["split"] == split) & d["subject"].isin(sidx) & d["roi"].isin(ridx)]
+            arr[e["layer"].map(lidx).to_numpy(), e["subject"].map(sidx).to_numpy(),
+                e["roi"].map(ridx).to_numpy()] = e["score"].to_numpy(dtype=float)
+            arrs[split] = arr
+        out.append(ModelScores(str(model), str(weights), layers, arrs["train"], arrs["test"]))
+    return out
+
+
+def _references(A: np.ndarray, members: Sequence[int]) -> dict[tuple[int, int], np.ndarray]:
+    """ā^{−{s,s*}} (n_rois, n_rois) for every ordered (s, s*) of ``members``."""
+    refs = {}
+    for s in members:
+        for s2 in members:
+            if s == s2:
+                continue
+            rest = [m for m in members if m not in (s, s2)]
+            pairs = [A[a, b] for a in rest for b in rest if a != b]
+            refs[s, s2] = np.nanmean(pairs, axis=0) if pairs else np.full(A.shape[2:], np.nan)
+    return refs
+
+
+def _select_layer(ms: ModelScores, members: Sequence[int], s: int, r: int) -> int:
+    others = [m for m in members if m != s]
+    mean = np.nanmean(ms.train[:, others, r], axis=1)
+    if np.all(np.isnan(mean)):
+        return -1
+    return int(np.nanargmax(mean))
+
+
+@dataclass
+class _Cell:
+    """Per-subject values of one candidate × ROI on a member set."""
+
+    aps: dict[int, float]            # target subject -> mean over stand-ins
+    per_pair: dict[tuple[int, int], float]
+    spec: dict[int, float]
+    layer: dict[int, int]
+
+
+def _candidate_cell(A, refs, members, r, variant, match, profile_fn) -> _Cell:
+    n_rois = A.shape[2]
+    cols = _entries(variant, n_rois, r)
+    aps, per_pair, spec, layer = {}, {}, {}, {}
+    for s in members:
+        vals, specs = [], []
+        for s2 in members:
+            if s2 == s:
+                continue
+            prof, lay = profile_fn(s, s2)
+            layer[s] = lay
+            ref = refs[s, s2]
+            v = _corr(prof[cols], ref[r, cols], match)
+            per_pair[s, s2] = v
+            vals.append(v)
+            others = []
+            for r2 in range(n_rois):
+                if r2 == r:
+                    continue
+                c2 = _entries(variant, n_rois, r2)
+                others.append(_corr(prof[c2], ref[r2, c2], match))
+            specs.append(v - np.nanmean(others))
+        aps[s] = float(np.mean(vals))
+        spec[s] = float(np.mean(specs))
+    return _Cell(aps, per_pair, spec, layer)
+
+
+def _brain_cell(A, refs, members, r, variant, match) -> _Cell:
+    return _candidate_cell(A, refs, members, r, variant, match,
+                           lambda s, s2: (A[s2, s, r], -1))
+
+
+def _model_cell(A, refs, members, r, variant, match, ms: ModelScores) -> _Cell:
+    def profile(s, _s2):
+        lay = _select_layer(ms, members, s, r)
+        if lay < 0:
+            return np.full(A.shape[2], np.nan), lay
+        return ms.test[lay, s], lay
+
+    return _candidate_cell(A, refs, members, r, variant, match, profile)
+
+
+def _jackknife_ci(full: float, loo: Sequence[float], level: float = 0.95) -> tuple[float, float]:
+    loo = np.asarray(loo, dtype=float)
+    n = loo.size
+    if n < 2 or not np.all(np.isfinite(loo)) or not np.isfinite(full):
+        return np.nan, np.nan
+    se = np.sqrt((n - 1) / n * np.sum((loo - loo.mean()) ** 2))
+    t = stats.t.ppf(0.5 + level / 2, n - 1)
+    return full - t * se, full + t * se
+
+
+def run_apa(bb: pd.DataFrame, mb: pd.DataFrame, subjects: Sequence[str], rois: Sequence[str],
+            measure: str, variants: Sequence[str] = VARIANTS, matches: Sequence[str] = ("pearson",),
+            margin: float = 0.1) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """APA for one measure.
+
+    Parameters
+    ----------
+    bb : DataFrame
+        brain_brain rows of this measure.
+    mb : DataFrame
+        model_brain rows of this measure (all candidates).
+    subjects, rois : sequences of str
+        Subjects and ROIs (display order). ROIs missing in any subject are dropped (listwise).
+    measure : str
+    variants, matches : sequences of str
+    margin : float
+        δ of the verdict (stored; the verdict also needs the stimulus-permutation null).
+
+    Returns
+    -------
+    apa : DataFrame
+        Per-subject rows (table ``apa``).
+    summary : DataFrame
+        Per candidate × ROI rows (table ``apa_summary``).
+    """
+    subjects = list(subjects)
+    if len(subjects) < MIN_SUBJECTS_BASELINE:
+        raise ValueError(f"APA needs ≥ {MIN_SUBJECTS_BASELINE} subjects for a double-exclusion "
+                         f"brain baseline; found {len(subjects)}")
+    tensor = brain_tensor(bb, subjects, rois)
+    kept = complete_rois(tensor)
+    tensor = brain_tensor(bb, subjects, kept)
+    A = tensor.values
+    cands = model_scores(mb, subjects, kept)
+    S = len(subjects)
+    members = list(range(S))
+    refs = _references(A, members)
+    loo_refs = {j: _references(A, [m for m in members if m != j]) for j in members}
+    apa_rows, summary_rows = [], []
+    for variant in variants:
+        for match in matches:
+            for r, roi in enumerate(kept):
+                brain_full = _brain_cell(A, refs, members, r, variant, match)
+                brain_loo = {j: _brain_cell(A, loo_refs[j], [m for m in members if m != j], r,
+                                            variant, match) for j in members}
+                n_entries = len(_entries(variant, len(kept), r))
+                base = {"measure": measure, "variant": variant, "match": match,
+                        "selection": "score", "roi": roi, "reference": "double-exclusion",
+                        "n_entries": n_entries}
+                for (s, s2), v in brain_full.per_pair.items():
+                    apa_rows.append({**base, "candidate": BRAIN, "weights": pd.NA,
+                                     "layer": pd.NA, "subject": subjects[s],
+                                     "stand_in_subject": subjects[s2], "aps": v})
+                b_mean = float(np.mean(list(brain_full.aps.values())))
+                b_loo = [float(np.mean(list(brain_loo[j].aps.values()))) for j in members]
+                bs_mean = float(np.mean(list(brain_full.spec.values())))
+                bs_loo = [float(np.mean(list(brain_loo[j].spec.values()))) for j in members]
+                lo, hi = _jackknife_ci(b_mean, b_loo)
+                summary_rows.append({
+                    "measure": measure, "variant": variant, "match": match, "candidate": BRAIN,
+                    "weights": pd.NA, "roi": roi, "layer": pd.NA, "n_subjects": S,
+                    "ci_method": "jackknife-t", "aps_mean": b_mean, "aps_ci_low": lo,
+                    "aps_ci_high": hi, "brain_aps_mean": b_mean, "delta": 0.0,
+                    "delta_ci_low": np.nan, "delta_ci_high": np.nan, "margin": margin,
+                    "spec_margin": bs_mean, "spec_ci_low": _jackknife_ci(bs_mean, bs_loo)[0],
+                    "p_stimulus": np.nan, "q_stimulus": np.nan, "passes": pd.NA})
+                for ms in cands:
+                    full = _model_cell(A, refs, members, r, variant, match, ms)
+                    loo = {j: _model_cell(A, loo_refs[j], [m for m in members if m != j], r,
+                                          variant, match, ms) for j in members}
+                    for (s, s2), v in full.per_pair.items():
+                        lay = full.layer[s]
+                        apa_rows.append({**base, "candidate": ms.name, "weights": ms.weights,
+                                         "layer": ms.layers[lay] if lay >= 0 else pd.NA,
+                                         "subject": subjects[s],
+                                         "stand_in_subject": subjects[s2], "aps": v})
+                    m_mean = float(np.mean(list(full.aps.values())))
+                    m_loo = [float(np.mean(list(loo[j].aps.values()))) for j in members]
+                    d_full = float(np.mean([full.aps[s] - brain_full.aps[s] for s in members]))
+                    d_loo = [float(np.mean([loo[j].aps[s] - brain_loo[j].aps[s]
+                                            for s in members if s != j])) for j in members]
+                    sp = float(np.mean(list(full.spec.values())))
+                    sp_loo = [float(np.mean(list(loo[j].spec.values()))) for j in members]
+                    lo, hi = _jackknife_ci(m_mean, m_loo)
+                    dlo, dhi = _jackknife_ci(d_full, d_loo)
+                    # most common selected layer across target subjects (display)
+                    lays = [full.layer[s] for s in members if full.layer[s] >= 0]
+                    layer = ms.layers[max(set(lays), key=lays.count)] if lays else pd.NA
+                    summary_rows.append({
+                        "measure": measure, "variant": variant, "match": match,
+                        "candidate": ms.name, "weights": ms.weights, "roi": roi, "layer": layer,
+                        "n_subjects": S, "ci_method": "jackknife-t", "aps_mean": m_mean,
+                        "aps_ci_low": lo, "aps_ci_high": hi, "brain_aps_mean": b_mean,
+                        "delta": d_full, "delta_ci_low": dlo, "delta_ci_high": dhi,
+                        "margin": margin, "spec_margin": sp,
+                        "spec_ci_low": _jackknife_ci(sp, sp_loo)[0],
+                        # the verdict also needs the stimulus-permutation null (SPEC §4): NA
+                        "p_stimulus": np.nan, "q_stimulus": np.nan, "passes": pd.NA})
+    return pd.DataFrame(apa_rows), pd.DataFrame(summary_rows)
+
+
+def selected_layers(mb: pd.DataFrame, subjects: Sequence[str], rois: Sequence[str]
+                    ) -> pd.DataFrame:
+    """ℓ*(m, r, s) for every candidate, ROI and target subject (leave-subject-out, train)."""
+    rows = []
+    members = list(range(len(subjects)))
+    for ms in model_scores(mb, subjects, rois):
+        for r, roi in enumerate(rois):
+            for s in members:
+                lay = _select_layer(ms, members, s, r)
+                rows.append({"model": ms.name, "weights": ms.weights, "roi": roi,
+                             "subject": subjects[s], "layer_index": lay,
+                             "layer": ms.layers[lay] if lay >= 0 else None})
+    return pd.DataFrame(rows)

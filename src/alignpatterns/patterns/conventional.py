@@ -1,0 +1,115 @@
+"""Conventional alignment: noise ceilings and the per-ROI model summary (SPEC.md §3).
+
+- LP ceiling (Pearson r units) = mean over kept vertices of √(NC_v/100), NC from the split's
+  ncsnr with n = its number of repetitions (test 10, train 3).
+- RSA ceilings = rsatoolbox ``boot_noise_ceiling`` per subject: lower = compare(pool(others), RDM_s),
+  upper = compare(pool(all), RDM_s), with the measure's brain RDMs and Spearman.
+- CKA: NaN (no split-half ceiling configured).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from alignpatterns.data.bmd import REPS, SubjectData
+from alignpatterns.measures.ceilings import rsa_noise_ceiling
+from alignpatterns.patterns.alignment import brain_representation
+
+
+def ceiling_rows(subjects: Mapping[str, SubjectData], rois: Sequence[str],
+                 measures: Sequence[str]) -> list[dict]:
+    """Rows of the ``ceilings`` table for every measure, subject, ROI and split."""
+    rows = []
+    subs = list(subjects)
+    for measure in measures:
+        for roi in rois:
+            for split in ("train", "test"):
+                n_reps = float(REPS[split])
+                if measure == "lp-ridge-pearson":
+                    for s in subs:
+                        d = subjects[s].rois.get(roi)
+                        val = np.nan
+                        if d is not None:
+                            snr = d.ncsnr_train if split == "train" else d.ncsnr_test
+                            nc = snr**2 / (snr**2 + 1.0 / n_reps)
+                            val = float(np.mean(np.sqrt(nc)))
+                        rows.append({"measure": measure, "subject": s, "roi": roi,
+                                     "split": split, "kind": "lp_ceiling", "value": val,
+                                     "n_reps": n_reps})
+                elif measure.startswith("rsa-"):
+                    reps = {s: brain_representation(subjects[s], roi, measure) for s in subs}
+                    present = [s for s in subs if reps[s] is not None]
+                    lower = upper = {}
+                    if len(present) >= 2:
+                        R = np.stack([reps[s].values[split] for s in present])
+                        lo, up = rsa_noise_ceiling(R, "spearman")
+                        lower = dict(zip(present, lo, strict=True))
+                        upper = dict(zip(present, up, strict=True))
+                    for s in subs:
+                        for kind, vals in (("ceiling_lower", lower), ("ceiling_upper", upper)):
+                            rows.append({"measure": measure, "subject": s, "roi": roi,
+                                         "split": split, "kind": kind,
+                                         "value": float(vals.get(s, np.nan)), "n_reps": n_reps})
+                else:
+                    for s in subs:
+                        rows.append({"measure": measure, "subject": s, "roi": roi,
+                                     "split": split, "kind": "ceiling_upper", "value": np.nan,
+                                     "n_reps": n_reps})
+    return rows
+
+
+def _t_interval(x: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
+    x = x[np.isfinite(x)]
+    if x.size == 0:
+        return np.nan, np.nan, np.nan
+    m = float(x.mean())
+    if x.size < 2:
+        return m, np.nan, np.nan
+    half = stats.t.ppf(0.5 + level / 2, x.size - 1) * x.std(ddof=1) / np.sqrt(x.size)
+    return m, m - half, m + half
+
+
+def summarize_model_brain(mb: pd.DataFrame, ceilings: pd.DataFrame) -> pd.DataFrame:
+    """Per measure × model × ROI: the train-selected layer's test score across subjects.
+
+    The layer maximises the subject-mean train score; the test score's mean and t-interval over
+    subjects are reported with the mean ceiling (LP: ``lp_ceiling``; RSA: ``ceiling_upper``) and
+    ``distinguishable_from_best`` by the paper's rule (mean below the best model's lower bound).
+    """
+    rows = []
+    ceil = ceilings[(ceilings["split"] == "test")
+                    & ceilings["kind"].isin(["lp_ceiling", "ceiling_upper"])]
+    ceil_mean = ceil.groupby(["measure", "roi"])["value"].mean()
+    for (measure, model, weights, roi), d in mb.groupby(["measure", "model", "weights", "roi"],
+                                                        sort=True):
+        tr = d[d["split"] == "train"].groupby(["layer_index", "layer"])["score"].mean()
+        if tr.dropna().empty:
+            li, layer = -1, ""
+            m = lo = hi = np.nan
+        else:
+            li, layer = tr.idxmax()
+            te = d[(d["split"] == "test") & (d["layer_index"] == li)]["score"].to_numpy(float)
+            m, lo, hi = _t_interval(te)
+        c = float(ceil_mean.get((measure, roi), np.nan))
+        rows.append({"measure": measure, "model": model, "weights": weights, "roi": roi,
+                     "layer": layer, "layer_index": int(li), "score_mean": m, "ci_low": lo,
+                     "ci_high": hi, "ceiling_mean": c,
+                     "normalized": m / c if np.isfinite(c) and c != 0 else np.nan})
+    out = pd.DataFrame(rows)
+    if out.empty:
+        out["distinguishable_from_best"] = pd.Series(dtype="boolean")
+        return out
+    flags = []
+    for _, g in out.groupby(["measure", "roi"], sort=False):
+        best = g["score_mean"].idxmax() if g["score_mean"].notna().any() else None
+        for idx, row in g.iterrows():
+            if best is None or not np.isfinite(row["score_mean"]):
+                flags.append((idx, pd.NA))
+            else:
+                flags.append((idx, bool(row["score_mean"] < out.loc[best, "ci_low"])))
+    out["distinguishable_from_best"] = pd.Series(dict(flags)).astype("boolean")
+    return out

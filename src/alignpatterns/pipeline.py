@@ -1,0 +1,265 @@
+"""One function per workflow step: read inputs, call the library, write outputs atomically.
+
+The Snakemake scripts in ``workflow/scripts`` are thin adapters around these functions, which are
+importable and testable without Snakemake. ``cfg`` is a config resolved by
+:func:`alignpatterns.config.resolve_config`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from alignpatterns import io
+
+log = logging.getLogger("alignpatterns")
+
+
+def setup(log_path: str | None = None, threads: int = 1) -> None:
+    """Log to ``log_path`` and pin BLAS/torch threads (same locally and on SLURM)."""
+    handlers = [logging.FileHandler(log_path, mode="w")] if log_path else []
+    handlers.append(logging.StreamHandler())
+    logging.basicConfig(level=logging.INFO, handlers=handlers, force=True,
+                        format="%(levelname)s %(name)s: %(message)s")
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(threads)
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(threads)
+    except ImportError:  # pragma: no cover - threadpoolctl ships with scikit-learn
+        pass
+
+
+def _layout(cfg):
+    from alignpatterns.data.bmd import BMDLayout
+
+    ds = cfg["dataset"]
+    return BMDLayout(Path(ds["root"]), ds.get("space", "fsLR32k"), ds.get("version", "B"))
+
+
+def synthesize(cfg: dict, out: str, threads: int = 1) -> None:
+    """Write the synthetic dataset of ``cfg['dataset']['synthesize']`` to ``out``."""
+    from alignpatterns.synth.dataset import synthesize as run
+
+    s = cfg["dataset"]["synthesize"]
+    f = cfg["features"]
+    run(out, seed=s["seed"], subjects=s["subjects"], rois=s["rois"], train=s["train"],
+        test=s["test"], n_frames=f["n_frames"], size=f["size"], threads=threads)
+
+
+def check_data(cfg: dict, table_path: str, info_path: str) -> pd.DataFrame:
+    """Validate the dataset against the config; write the subject × ROI summary.
+
+    Raises a :class:`~alignpatterns.data.safe_pickle.DataFormatError` naming the file on bad
+    input. Missing cells (too few reliable vertices) are reported, not errors; an ROI missing
+    for every subject is an error.
+    """
+    from alignpatterns.data.bmd import check_stimulus_ids, prepare_subject
+    from alignpatterns.data.safe_pickle import DataFormatError
+
+    layout = _layout(cfg)
+    if not Path(layout.root).exists():
+        raise DataFormatError(f"{layout.root}: dataset root not found (dataset.root)")
+    subjects = [_prepare(cfg, layout, s, prepare_subject) for s in cfg["subjects"]]
+    check_stimulus_ids(subjects, layout)
+    rows = [row for sd in subjects for row in sd.summary]
+    table = pd.DataFrame(rows)
+    for roi, g in table.groupby("roi"):
+        if g["missing"].all():
+            raise DataFormatError(f"{layout.glm}: ROI {roi!r} has fewer than "
+                                  f"{cfg['min_vertices']} reliable vertices in every subject")
+    for row in rows:
+        if row["missing"]:
+            log.warning("missing cell: sub-%s %s: %s", row["subject"], row["roi"], row["reason"])
+    kept = table.loc[~table["missing"], "n_reliable"]
+    n_comp = cfg["lp"]["n_components"]
+    k = None if n_comp is None else int(min(n_comp, kept.min()))
+    info = {"subjects": cfg["subjects"], "rois": cfg["rois"],
+            "missing_cells": [[r["subject"], r["roi"]] for r in rows if r["missing"]],
+            "lp_n_components": k, "n_train": len(subjects[0].train_ids),
+            "n_test": len(subjects[0].test_ids),
+            "train_ids": subjects[0].train_ids, "test_ids": subjects[0].test_ids}
+    io.write_table(table, table_path, "check_data", cfg)
+    io.write_json(info_path, info)
+    return table
+
+
+def _prepare(cfg, layout, subject, prepare_subject):
+    return prepare_subject(layout, subject, cfg["rois"], cfg["dataset"]["atlas"],
+                           reliability_threshold=cfg["reliability_threshold"],
+                           min_vertices=cfg["min_vertices"],
+                           exclude_stimuli=cfg["dataset"].get("exclude_stimuli", []))
+
+
+def prepare_brain(cfg: dict, subject: str, out: str) -> None:
+    """Prepare one subject (averaging, train-only selection) and store it."""
+    from alignpatterns.data.bmd import prepare_subject
+    from alignpatterns.data.prepared import save_subject
+
+    save_subject(_prepare(cfg, _layout(cfg), subject, prepare_subject), out)
+
+
+def _load_subjects(paths: Sequence[str]):
+    from alignpatterns.data.prepared import load_subject
+
+    subs = [load_subject(p) for p in paths]
+    return {sd.subject: sd for sd in subs}
+
+
+def ceilings(cfg: dict, subject_paths: Sequence[str], out: str) -> None:
+    """Noise ceilings of every measure, subject, ROI and split."""
+    from alignpatterns.patterns.conventional import ceiling_rows
+
+    rows = ceiling_rows(_load_subjects(subject_paths), cfg["rois"], cfg["measures"])
+    io.write_table(pd.DataFrame(rows), out, "ceilings", cfg)
+
+
+def frames(cfg: dict, info_path: str, out: str) -> None:
+    """Decode every stimulus video once with the configured frame policy."""
+    from alignpatterns.features.frames import read_frame_set
+
+    info = json.loads(Path(info_path).read_text())
+    ids = info["train_ids"] + info["test_ids"]
+    videos = _layout(cfg).videos
+    paths = [videos / f"{sid.removeprefix('vid')}.mp4" for sid in ids]
+    f = cfg["features"]
+    arr = read_frame_set(paths, f["n_frames"], f["size"])
+    io.save_arrays(out, {"frames": arr, "ids": np.array(ids), "n_train": np.array(
+        info["n_train"])})
+
+
+def extract(cfg: dict, model: str, frames_path: str, out: str, threads: int = 1) -> None:
+    """Layer features of one model for every stimulus (computed once for all subjects)."""
+    import torch
+
+    from alignpatterns.config import model_entry
+    from alignpatterns.features.extract import build_model, extract_layers
+    from alignpatterns.features.registry import load_registry
+
+    torch.set_num_threads(threads)
+    entry = model_entry(cfg, model)
+    spec = load_registry()[entry["spec_name"]]
+    weights = "random" if entry["weights"] == "oracle" else entry["weights"]
+    device = cfg.get("device", "cpu")
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    fr = io.load_arrays(frames_path)
+    net = build_model(spec, weights, seed=entry["seed"])
+    f = cfg["features"]
+    feats = extract_layers(net, fr["frames"], spec.layers, pool_grid=f["pool_grid"],
+                           batch_size=f["batch_size"], device=device)
+    arrays = {f"layer/{i:02d}/{name}": feats[name] for i, name in enumerate(spec.layers)}
+    arrays.update(ids=fr["ids"], n_train=fr["n_train"])
+    io.save_arrays(out, arrays)
+
+
+def load_features(path: str) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], list[str]]:
+    """Features per layer split into (train, test), in layer order, and the stimulus ids."""
+    a = io.load_arrays(path)
+    n_train = int(a["n_train"])
+    layers = sorted(k for k in a if k.startswith("layer/"))
+    out = {}
+    for k in layers:
+        name = k.split("/", 2)[2]
+        Z = a[k].astype(np.float64)
+        if not np.all(np.isfinite(Z)):
+            raise ValueError(f"{path}: layer {name} has non-finite activations")
+        out[name] = (Z[:n_train], Z[n_train:])
+    return out, a["ids"].tolist()
+
+
+def _lp_options(cfg, info_path):
+    from alignpatterns.patterns.alignment import LPOptions
+
+    info = json.loads(Path(info_path).read_text())
+    lp = cfg["lp"]
+    return LPOptions(alphas=tuple(float(a) for a in lp["alphas"]), inner_cv=lp["inner_folds"],
+                     outer_cv=lp["outer_folds"], n_components=info["lp_n_components"])
+
+
+def model_brain(cfg: dict, model: str, features_path: str, subject_path: str, info_path: str,
+                out: str) -> None:
+    """All measures × layers × ROIs for one model and one subject."""
+    from alignpatterns.config import model_entry
+    from alignpatterns.data.prepared import load_subject
+    from alignpatterns.patterns.alignment import model_brain_rows
+
+    feats, ids = load_features(features_path)
+    sd = load_subject(subject_path)
+    if ids != sd.train_ids + sd.test_ids:
+        raise ValueError(f"{features_path}: stimulus ids differ from {subject_path}")
+    rows = model_brain_rows(feats, sd, cfg["rois"], cfg["measures"],
+                            _lp_options(cfg, info_path))
+    df = pd.DataFrame(rows)
+    df.insert(1, "model", model)
+    df.insert(2, "weights", model_entry(cfg, model)["weights"])
+    io.write_table(df, out, "model_brain", cfg)
+
+
+def brain_brain(cfg: dict, measure: str, target: str, subject_paths: Sequence[str],
+                info_path: str, out: str) -> None:
+    """A_{s′→s} for one measure and target subject, all source subjects and ROI pairs."""
+    from alignpatterns.patterns.alignment import brain_brain_rows
+
+    rows = brain_brain_rows(_load_subjects(subject_paths), target, cfg["rois"], measure,
+                            _lp_options(cfg, info_path))
+    io.write_table(pd.DataFrame(rows), out, "brain_brain", cfg)
+
+
+def gather_alignment(cfg: dict, mb_paths, bb_paths, ceilings_path, out_mb, out_summary,
+                     out_bb) -> None:
+    """Concatenate per-job tables and summarise the conventional scores."""
+    from alignpatterns.patterns.conventional import summarize_model_brain
+
+    mb = io.write_table(io.concat_tables(mb_paths, "model_brain"), out_mb, "model_brain", cfg)
+    io.write_table(io.concat_tables(bb_paths, "brain_brain"), out_bb, "brain_brain", cfg)
+    summary = summarize_model_brain(mb, io.read_table(ceilings_path, "ceilings"))
+    io.write_table(summary, out_summary, "model_brain_summary", cfg)
+
+
+def apa(cfg: dict, measure: str, mb_path: str, bb_path: str, out_apa: str,
+        out_summary: str) -> None:
+    """APA for one measure (all variants and candidates)."""
+    from alignpatterns.patterns.apa import run_apa
+
+    mb = io.read_table(mb_path, "model_brain")
+    bb = io.read_table(bb_path, "brain_brain")
+    a = cfg["apa"]
+    rows, summary = run_apa(bb[bb["measure"] == measure], mb[mb["measure"] == measure],
+                            cfg["subjects"], cfg["rois"], measure, variants=a["variants"],
+                            matches=a["match"], margin=a["margin"])
+    io.write_table(rows, out_apa, "apa", cfg)
+    io.write_table(summary, out_summary, "apa_summary", cfg)
+
+
+def gather_tables(paths: Sequence[str], kind: str, out: str, cfg: dict) -> None:
+    """Concatenate tables of one kind."""
+    io.write_table(io.concat_tables(paths, kind), out, kind, cfg)
+
+
+def figure(kind: str, cfg: dict, measure: str, table_path: str, png_path: str) -> None:
+    """Draw one figure from one table; writes ``<stem>.png`` and ``<stem>.pdf``."""
+    from alignpatterns import figures as F
+
+    stem = str(Path(png_path).with_suffix(""))
+    rois = cfg["rois"]
+    if kind == "conventional":
+        fig = F.plot_conventional_scores(io.read_table(table_path, "model_brain_summary"),
+                                         rois, measure)
+    elif kind == "brain_patterns":
+        fig = F.plot_brain_pattern_matrix(io.read_table(table_path, "brain_brain"), rois,
+                                          measure)
+    elif kind == "aps":
+        variant = "offdiag" if "offdiag" in cfg["apa"]["variants"] else cfg["apa"]["variants"][0]
+        fig = F.plot_aps_per_roi(io.read_table(table_path, "apa_summary"), rois, measure,
+                                 variant=variant)
+    else:
+        raise ValueError(f"unknown figure kind {kind!r}")
+    F.save_figure(fig, stem)

@@ -1,0 +1,1 @@
+"""synth sub-package."""

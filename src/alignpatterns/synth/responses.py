@@ -1,0 +1,218 @@
+"""Generative model of synthetic vertex responses with a known ground truth (SPEC.md §5).
+
+A hidden generator network's layers drive ROIs along a hierarchy. For ROI r at hierarchy position
+p_r (0 = shallowest generator layer, L−1 = deepest), the generator-driven latent is a depth-weighted
+mix of the 2–3 generator layers nearest p_r, each represented by its top principal components with a
+power-law spectrum. Every vertex of subject s in ROI r mixes, with subject-specific spatially smooth
+weights:
+
+- the generator-driven latent (shared across subjects);
+- an ROI-private latent shared across subjects that no network explains;
+- a global stimulus factor shared by all ROIs;
+- a subject-idiosyncratic reliable latent.
+
+Each vertex's signal is scaled to its true ncsnr (log-normal per ROI, median falling along the
+hierarchy) and per-trial noise is added (independent + within-subject global + spatially smooth).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.ndimage import gaussian_filter1d
+
+#: Default variance fractions of the reliable signal (sum to 1).
+DEFAULT_FRACTIONS = {"generator": 0.6, "private": 0.17, "global": 0.08, "idiosyncratic": 0.15}
+
+#: Fractions of per-trial noise variance.
+NOISE_FRACTIONS = {"independent": 0.6, "global": 0.1, "smooth": 0.3}
+
+#: ROI names (HCP-MMP-like, ordered early → late) used for synthetic ROIs.
+ROI_NAMES = ("V1", "V2", "V3", "V4", "V8", "PIT", "FFC", "LO1", "LO2", "LO3", "V3A", "V3B",
+             "V6", "V6A", "V7", "IPS1", "MT", "MST", "FST")
+
+
+@dataclass
+class ResponseDesign:
+    """Parameters of the generative model.
+
+    Attributes
+    ----------
+    n_components : int
+        Principal components kept per generator layer.
+    spectrum_exponent : float
+        Variance of component j is proportional to j ** -spectrum_exponent.
+    mix_width : float
+        Width (in layers) of the Gaussian depth weighting.
+    n_private, n_idiosyncratic : int
+        Dimensionality of the ROI-private and subject-idiosyncratic latents.
+    ncsnr_median : tuple of float
+        Median ncsnr of the first and last ROI of the hierarchy (log-linear in between).
+    ncsnr_sigma : float
+        Log-normal sigma of per-vertex ncsnr.
+    ncsnr_max : float
+        Soft maximum of per-vertex ncsnr.
+    size_range : tuple of int
+        Smallest and largest ROI size in vertices (≥ 5× apart).
+    smooth_sigma : float
+        Spatial smoothing (in vertices) of mixing weights and smooth noise.
+    fractions : dict
+        Variance fractions of the reliable signal.
+    """
+
+    n_components: int = 30
+    spectrum_exponent: float = 1.0
+    mix_width: float = 0.45
+    n_private: int = 12
+    n_idiosyncratic: int = 12
+    ncsnr_median: tuple[float, float] = (0.55, 0.3)
+    ncsnr_sigma: float = 1.0
+    ncsnr_max: float = 1.4
+    size_range: tuple[int, int] = (60, 360)
+    smooth_sigma: float = 3.0
+    fractions: dict = field(default_factory=lambda: dict(DEFAULT_FRACTIONS))
+
+
+def layer_components(features: np.ndarray, n_components: int, exponent: float) -> np.ndarray:
+    """Top principal components of one layer with an imposed power-law spectrum.
+
+    Parameters
+    ----------
+    features : ndarray, shape (n_stimuli, n_features)
+    n_components : int
+    exponent : float
+
+    Returns
+    -------
+    ndarray, shape (n_stimuli, k)
+        Columns are orthogonal, column j has variance ∝ (j+1) ** -exponent, total variance 1.
+    """
+    X = features.astype(np.float64) - features.mean(axis=0)
+    U, _s, _ = np.linalg.svd(X, full_matrices=False)
+    k = min(n_components, U.shape[1] - 1)
+    scale = np.arange(1, k + 1, dtype=np.float64) ** (-exponent / 2)
+    Z = U[:, :k] * scale
+    return Z / np.sqrt((Z**2).sum(axis=1).mean())
+
+
+def depth_weights(position: float, n_layers: int, width: float, n_keep: int = 3) -> np.ndarray:
+    """Weights over generator layers for an ROI at hierarchy ``position``.
+
+    Gaussian in layer index, keeping the ``n_keep`` largest (adjacent) layers, normalised to sum 1.
+    """
+    idx = np.arange(n_layers)
+    w = np.exp(-0.5 * ((idx - position) / width) ** 2)
+    keep = np.argsort(-w, kind="stable")[:n_keep]
+    out = np.zeros(n_layers)
+    out[keep] = w[keep]
+    out[out < 0.05 * out.max()] = 0.0
+    return out / out.sum()
+
+
+def _unit_variance(Z: np.ndarray) -> np.ndarray:
+    Z = Z - Z.mean(axis=0)
+    return Z / np.sqrt((Z**2).sum(axis=1).mean())
+
+
+def _smooth_weights(rng: np.random.Generator, k: int, n_vertices: int, sigma: float) -> np.ndarray:
+    W = rng.standard_normal((k, n_vertices))
+    if sigma > 0:
+        W = gaussian_filter1d(W, sigma, axis=1, mode="reflect")
+    return W / np.linalg.norm(W, axis=0, keepdims=True)
+
+
+def _project(latent: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Vertex signals (n_stimuli, n_vertices) with unit variance per vertex."""
+    S = latent @ weights
+    S = S - S.mean(axis=0)
+    return S / S.std(axis=0)
+
+
+@dataclass
+class SharedLatents:
+    """Latents shared across subjects (stimuli × dims)."""
+
+    generator: dict[str, np.ndarray]      # roi -> (n_stimuli, k)
+    private: dict[str, np.ndarray]        # roi -> (n_stimuli, n_private)
+    global_factor: np.ndarray             # (n_stimuli, 1)
+    weights: dict[str, np.ndarray]        # roi -> layer weights (n_layers,)
+
+
+def shared_latents(layer_feats: list[np.ndarray], rois: list[str], positions: np.ndarray,
+                   design: ResponseDesign, rng: np.random.Generator) -> SharedLatents:
+    """Build the subject-independent latents for every ROI.
+
+    Parameters
+    ----------
+    layer_feats : list of ndarray, each (n_stimuli, n_features_l)
+        Generator layer activations, shallow to deep.
+    rois : list of str
+    positions : ndarray, shape (n_rois,)
+        Hierarchy position of each ROI in layer units.
+    """
+    comps = [layer_components(f, design.n_components, design.spectrum_exponent)
+             for f in layer_feats]
+    n = comps[0].shape[0]
+    gen, priv, wts = {}, {}, {}
+    for roi, pos in zip(rois, positions, strict=True):
+        w = depth_weights(float(pos), len(comps), design.mix_width)
+        parts = [np.sqrt(wl) * c for wl, c in zip(w, comps, strict=True) if wl > 0]
+        gen[roi] = _unit_variance(np.concatenate(parts, axis=1))
+        spec = np.arange(1, design.n_private + 1) ** (-design.spectrum_exponent / 2)
+        priv[roi] = _unit_variance(rng.standard_normal((n, design.n_private)) * spec)
+        wts[roi] = w
+    g = _unit_variance(rng.standard_normal((n, 1)))
+    return SharedLatents(generator=gen, private=priv, global_factor=g, weights=wts)
+
+
+def subject_signal(shared: SharedLatents, roi: str, n_vertices: int, design: ResponseDesign,
+                   rng: np.random.Generator) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Reliable (noise-free) signal of one subject's ROI.
+
+    Returns
+    -------
+    signal : ndarray, shape (n_stimuli, n_vertices)
+        Unit variance per vertex.
+    parts : dict of str to ndarray
+        Each component's contribution (same shape), for ground-truth bookkeeping.
+    """
+    f = design.fractions
+    n = shared.global_factor.shape[0]
+    idio = _unit_variance(rng.standard_normal((n, design.n_idiosyncratic))
+                          * np.arange(1, design.n_idiosyncratic + 1) ** (-0.5))
+    latents = {"generator": shared.generator[roi], "private": shared.private[roi],
+               "global": shared.global_factor, "idiosyncratic": idio}
+    parts = {}
+    for key, Z in latents.items():
+        W = _smooth_weights(rng, Z.shape[1], n_vertices, design.smooth_sigma)
+        parts[key] = np.sqrt(f[key]) * _project(Z, W)
+    signal = sum(parts.values())
+    scale = signal.std(axis=0)
+    signal = (signal - signal.mean(axis=0)) / scale
+    return signal, {k: v / scale for k, v in parts.items()}
+
+
+def vertex_ncsnr(n_vertices: int, median: float, design: ResponseDesign,
+                 rng: np.random.Generator) -> np.ndarray:
+    """True per-vertex ncsnr: log-normal around ``median``, softly capped at ``ncsnr_max``."""
+    raw = median * np.exp(design.ncsnr_sigma * rng.standard_normal(n_vertices))
+    cap = design.ncsnr_max
+    return cap * np.tanh(raw / cap)
+
+
+def trial_noise(rng: np.random.Generator, n_stimuli: int, n_reps: int, n_vertices: int,
+                sigma: float) -> np.ndarray:
+    """Unit-variance per-trial noise (n_stimuli, n_reps, n_vertices).
+
+    Independent, within-subject global (one value per trial shared by all vertices) and spatially
+    smooth components, mixed by :data:`NOISE_FRACTIONS`.
+    """
+    f = NOISE_FRACTIONS
+    indep = rng.standard_normal((n_stimuli, n_reps, n_vertices))
+    glob = rng.standard_normal((n_stimuli, n_reps, 1))
+    smooth = gaussian_filter1d(rng.standard_normal((n_stimuli, n_reps, n_vertices)), sigma,
+                               axis=2, mode="reflect")
+    smooth /= smooth.std()
+    return (np.sqrt(f["independent"]) * indep + np.sqrt(f["global"]) * glob
+            + np.sqrt(f["smooth"]) * smooth)

@@ -1,0 +1,102 @@
+"""The linear-predictivity pipeline against an independent scikit-learn + himalaya build."""
+
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.decomposition import PCA
+from sklearn.model_selection import KFold
+from sklearn.preprocessing import StandardScaler
+
+from alignpatterns.measures import correlation_score, lp_oof_predict, lp_predict
+
+pytest.importorskip("himalaya")
+from himalaya.backend import set_backend  # noqa: E402
+from himalaya.ridge import RidgeCV as HimalayaRidgeCV  # noqa: E402
+
+ALPHAS = np.logspace(-1, 5, 13)
+
+
+@pytest.fixture
+def data():
+    rng = np.random.default_rng(0)
+    n, p, t = 100, 30, 12
+    X = rng.standard_normal((n, p)) * rng.uniform(0.5, 5, p) + rng.uniform(-3, 3, p)
+    Y = X @ rng.standard_normal((p, t)) * 0.2 + rng.standard_normal((n, t)) * 2 + 10
+    return X[:80], Y[:80], X[80:], Y[80:]
+
+
+def _reference(Xtr, Ytr, Xte, n_components=None):
+    xs, ys = StandardScaler().fit(Xtr), StandardScaler().fit(Ytr)
+    A, B = xs.transform(Xtr), xs.transform(Xte)
+    if n_components is not None:
+        pca = PCA(n_components, svd_solver="full").fit(A)
+        A, B = pca.transform(A), pca.transform(B)
+    set_backend("numpy")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        model = HimalayaRidgeCV(alphas=ALPHAS, cv=5, fit_intercept=False).fit(A, ys.transform(Ytr))
+    return np.asarray(model.predict(B))
+
+
+@pytest.mark.parametrize("n_components", [None, 10])
+def test_lp_predict_matches_reference(data, n_components):
+    Xtr, Ytr, Xte, _ = data
+    out = lp_predict(Xtr, Ytr, Xte, ALPHAS, inner_cv=5, n_components=n_components)
+    ref = _reference(Xtr, Ytr, Xte, n_components)
+    assert out.shape == (20, 12)
+    assert np.max(np.abs(out - ref)) / np.max(np.abs(ref)) < 1e-6
+
+
+def test_lp_predict_uses_no_test_statistics(data):
+    Xtr, Ytr, Xte, _ = data
+    full = lp_predict(Xtr, Ytr, Xte, ALPHAS)
+    part = lp_predict(Xtr, Ytr, Xte[:5] * 1.0, ALPHAS)
+    np.testing.assert_allclose(part, full[:5], rtol=1e-12)
+
+
+def test_lp_predict_constant_columns(data):
+    Xtr, Ytr, Xte, _ = data
+    Xtr, Ytr = Xtr.copy(), Ytr.copy()
+    Xtr[:, 3] = 4.0
+    Ytr[:, 0] = -2.0
+    out = lp_predict(Xtr, Ytr, Xte, ALPHAS)
+    assert np.all(np.isfinite(out))
+    np.testing.assert_array_equal(out[:, 0], 0.0)
+    # the constant feature carries nothing: same as dropping it
+    dropped = lp_predict(np.delete(Xtr, 3, 1), Ytr, np.delete(Xte, 3, 1), ALPHAS)
+    np.testing.assert_allclose(out, dropped, atol=1e-10)
+
+
+def test_lp_oof_matches_manual_loop_and_recovers_signal(data):
+    Xtr, Ytr, _, _ = data
+    oof = lp_oof_predict(Xtr, Ytr, ALPHAS, outer_cv=4, inner_cv=5)
+    manual = np.empty_like(Ytr)
+    for tr, te in KFold(4).split(Xtr):
+        manual[te] = _reference(Xtr[tr], Ytr[tr], Xtr[te])
+    assert np.max(np.abs(oof - manual)) / np.max(np.abs(manual)) < 1e-6
+    assert np.mean(correlation_score(Ytr, oof)) > 0.5
+
+
+def test_lp_oof_has_no_leakage(data):
+    Xtr, Ytr, _, _ = data
+    base = lp_oof_predict(Xtr, Ytr, ALPHAS, outer_cv=4)
+    Y2 = Ytr.copy()
+    Y2[:20] = np.random.default_rng(9).standard_normal((20, Ytr.shape[1]))  # fold 0's held-out
+    changed = lp_oof_predict(Xtr, Y2, ALPHAS, outer_cv=4)
+    np.testing.assert_allclose(changed[:20], base[:20], rtol=1e-12)
+    assert not np.allclose(changed[20:], base[20:])
+
+
+def test_errors(data):
+    Xtr, Ytr, Xte, _ = data
+    with pytest.raises(ValueError, match="same number of samples"):
+        lp_predict(Xtr[:-1], Ytr, Xte, ALPHAS)
+    with pytest.raises(ValueError, match="features"):
+        lp_predict(Xtr, Ytr, Xte[:, :-1], ALPHAS)
+    with pytest.raises(ValueError, match="n_components"):
+        lp_predict(Xtr, Ytr, Xte, ALPHAS, n_components=31)
+    with pytest.raises(ValueError, match="2-D"):
+        lp_predict(Xtr, Ytr[:, 0], Xte, ALPHAS)
+    with pytest.raises(ValueError, match="partition"):
+        lp_oof_predict(Xtr, Ytr, ALPHAS, outer_cv=[(np.arange(40, 80), np.arange(40))])

@@ -1,0 +1,108 @@
+# Helper functions and derived settings. Every `def` lives here (snakemake --lint).
+import sys
+from pathlib import Path
+
+import yaml
+from snakemake.utils import validate
+
+REPO = Path(workflow.current_basedir).parents[1]
+sys.path.insert(0, str(REPO / "src"))
+
+validate(config, schema="../schemas/config.schema.yaml")
+
+from alignpatterns.config import resolve_config  # noqa: E402
+
+CFG = resolve_config(config, repo=REPO)
+DATA_ROOT = CFG["dataset"]["root"]
+SUBJECTS = CFG["subjects"]
+ROIS = CFG["rois"]
+MODELS = [m["name"] for m in CFG["models"]]
+MEASURES = CFG["measures"]
+ENV = "../../envs/alignpatterns.yaml"
+
+
+wildcard_constraints:
+    subject=r"[0-9]+",
+    model=r"[A-Za-z0-9_.\-]+",
+    measure=r"[a-z0-9\-]+",
+
+
+def lib(*names):
+    """Library source files a rule runs, so that editing them reruns the rule."""
+    files = []
+    for name in names:
+        p = REPO / "src" / "alignpatterns" / name
+        files += sorted(str(f) for f in p.rglob("*.py")) if p.is_dir() else [str(p)]
+    return files
+
+
+def dataset_input(wildcards=None):
+    """The dataset root (a rule output when the workflow synthesizes it)."""
+    return DATA_ROOT
+
+
+def subject_files(wildcards=None):
+    return expand("results/brain/sub-{subject}.npz", subject=SUBJECTS)
+
+
+def model_brain_files(wildcards=None):
+    return expand(
+        "results/alignment/model_brain/{model}/sub-{subject}.parquet",
+        model=MODELS,
+        subject=SUBJECTS,
+    )
+
+
+def brain_brain_files(wildcards=None):
+    return expand(
+        "results/alignment/brain_brain/{measure}/sub-{subject}.parquet",
+        measure=MEASURES,
+        subject=SUBJECTS,
+    )
+
+
+def figure_files(kind):
+    return expand(
+        "results/figures/{kind}_{measure}.{ext}",
+        kind=kind,
+        measure=MEASURES,
+        ext=["png", "pdf"],
+    )
+
+
+def final_outputs():
+    tables = [
+        "model_brain",
+        "model_brain_summary",
+        "brain_brain",
+        "ceilings",
+        "apa",
+        "apa_summary",
+    ]
+    return (
+        expand("results/tables/{table}.parquet", table=tables)
+        + ["results/data/check_data.parquet"]
+        + figure_files("conventional")
+        + figure_files("brain_patterns")
+        + figure_files("aps")
+    )
+
+
+def cfg_for(*keys):
+    """The resolved config restricted to ``keys``: a rule's params change (and the rule reruns)
+    only when a setting it uses changes."""
+    return {k: CFG[k] for k in keys if k in CFG}
+
+
+def model_cfg(wildcards):
+    """Config for one model's extraction: its own entry only, not the whole model list."""
+    out = cfg_for("device", "features", "seed")
+    out["models"] = [m for m in CFG["models"] if m["name"] == wildcards.model]
+    return out
+
+
+def model_brain_cfg(wildcards):
+    """Config for one model x subject alignment job."""
+    out = cfg_for("rois", "measures", "lp")
+    out["models"] = [m for m in CFG["models"] if m["name"] == wildcards.model]
+    return out

@@ -1,0 +1,92 @@
+# Dataset: synthesis (embedded default), checks and per-subject preparation.
+
+
+if CFG["dataset"].get("synthesize"):
+
+    rule synthesize:
+        input:
+            lib("synth", "features", "measures/ceilings.py"),
+        output:
+            directory(DATA_ROOT),
+        params:
+            cfg=cfg_for("dataset", "features"),
+        log:
+            "results/logs/synthesize.log",
+        benchmark:
+            "results/benchmarks/synthesize.tsv"
+        threads: 2
+        resources:
+            mem_mb=4000,
+            runtime=20,
+        conda:
+            ENV
+        script:
+            "../scripts/synthesize.py"
+
+
+rule check_data:
+    input:
+        dataset=dataset_input(),
+        lib=lib("data"),
+    output:
+        table="results/data/check_data.parquet",
+        info="results/data/dataset.json",
+    params:
+        cfg=cfg_for("dataset", "subjects", "rois", "reliability_threshold", "min_vertices", "lp"),
+    log:
+        "results/logs/check_data.log",
+    benchmark:
+        "results/benchmarks/check_data.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=20,
+    conda:
+        ENV
+    script:
+        "../scripts/check_data.py"
+
+
+rule prepare_brain:
+    input:
+        dataset=dataset_input(),
+        info="results/data/dataset.json",
+        lib=lib("data"),
+    output:
+        "results/brain/sub-{subject}.npz",
+    params:
+        cfg=cfg_for("dataset", "subjects", "rois", "reliability_threshold", "min_vertices", "lp"),
+    log:
+        "results/logs/prepare_brain/sub-{subject}.log",
+    benchmark:
+        "results/benchmarks/prepare_brain/sub-{subject}.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=20,
+    conda:
+        ENV
+    script:
+        "../scripts/prepare_brain.py"
+
+
+rule ceilings:
+    input:
+        subjects=subject_files(),
+        lib=lib("measures", "patterns"),
+    output:
+        "results/tables/ceilings.parquet",
+    params:
+        cfg=cfg_for("rois", "measures"),
+    log:
+        "results/logs/ceilings.log",
+    benchmark:
+        "results/benchmarks/ceilings.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=20,
+    conda:
+        ENV
+    script:
+        "../scripts/ceilings.py"

@@ -1,0 +1,49 @@
+# Alignment Pattern Analysis: one job per measure, then the combined tables.
+
+
+rule apa:
+    input:
+        model_brain="results/tables/model_brain.parquet",
+        brain_brain="results/tables/brain_brain.parquet",
+        lib=lib("patterns"),
+    output:
+        apa="results/apa/{measure}/apa.parquet",
+        summary="results/apa/{measure}/apa_summary.parquet",
+    params:
+        cfg=cfg_for("subjects", "rois", "apa"),
+    log:
+        "results/logs/apa/{measure}.log",
+    benchmark:
+        "results/benchmarks/apa/{measure}.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        ENV
+    script:
+        "../scripts/apa.py"
+
+
+rule gather_apa:
+    input:
+        apa=expand("results/apa/{measure}/apa.parquet", measure=MEASURES),
+        summary=expand("results/apa/{measure}/apa_summary.parquet", measure=MEASURES),
+        lib=lib("io.py"),
+    output:
+        apa="results/tables/apa.parquet",
+        summary="results/tables/apa_summary.parquet",
+    params:
+        cfg=cfg_for("measures"),
+    log:
+        "results/logs/gather_apa.log",
+    benchmark:
+        "results/benchmarks/gather_apa.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        ENV
+    script:
+        "../scripts/gather_apa.py"

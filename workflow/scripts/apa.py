@@ -1,0 +1,11 @@
+from alignpatterns import pipeline
+
+pipeline.setup(snakemake.log[0], snakemake.threads)
+pipeline.apa(
+    snakemake.params.cfg,
+    snakemake.wildcards.measure,
+    snakemake.input.model_brain,
+    snakemake.input.brain_brain,
+    snakemake.output.apa,
+    snakemake.output.summary,
+)

@@ -1,0 +1,4 @@
+from alignpatterns import pipeline
+
+pipeline.setup(snakemake.log[0], snakemake.threads)
+pipeline.frames(snakemake.params.cfg, snakemake.input.info, snakemake.output[0])

@@ -1,0 +1,6 @@
+from alignpatterns import pipeline
+
+pipeline.setup(snakemake.log[0], snakemake.threads)
+cfg = snakemake.params.cfg
+pipeline.gather_tables(snakemake.input.apa, "apa", snakemake.output.apa, cfg)
+pipeline.gather_tables(snakemake.input.summary, "apa_summary", snakemake.output.summary, cfg)
