@@ -16,6 +16,7 @@ delete-one-subject jackknife that recomputes references and layer selection.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -137,7 +138,10 @@ def _references(A: np.ndarray, members: Sequence[int]) -> dict[tuple[int, int], 
                 continue
             rest = [m for m in members if m not in (s, s2)]
             pairs = [A[a, b] for a in rest for b in rest if a != b]
-            refs[s, s2] = np.nanmean(pairs, axis=0) if pairs else np.full(A.shape[2:], np.nan)
+            with warnings.catch_warnings():  # missing cells are NaN in every pair
+                warnings.simplefilter("ignore", RuntimeWarning)
+                refs[s, s2] = (np.nanmean(pairs, axis=0) if pairs
+                               else np.full(A.shape[2:], np.nan))
     return refs
 
 
@@ -180,7 +184,9 @@ def _candidate_cell(A, refs, members, r, variant, match, profile_fn) -> _Cell:
                     continue
                 c2 = _entries(variant, n_rois, r2)
                 others.append(_corr(prof[c2], ref[r2, c2], match))
-            specs.append(v - np.nanmean(others))
+            with warnings.catch_warnings():  # all-NaN profiles give NaN, by design
+                warnings.simplefilter("ignore", RuntimeWarning)
+                specs.append(v - np.nanmean(others))
         aps[s] = float(np.mean(vals))
         spec[s] = float(np.mean(specs))
     return _Cell(aps, per_pair, spec, layer)

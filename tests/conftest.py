@@ -1,0 +1,38 @@
+"""Shared fixtures: a tiny synthetic BMD-format dataset written once per test session."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = {"seed": 3, "subjects": 4, "rois": 4, "train": 30, "test": 16, "n_frames": 2, "size": 64}
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory) -> tuple[Path, dict]:
+    """(root, ground_truth) of a tiny synthetic dataset; treat as read-only."""
+    from alignpatterns.synth.dataset import synthesize
+
+    root = tmp_path_factory.mktemp("tiny") / "bmd"
+    truth = synthesize(root, **TINY)
+    return root, truth
+
+
+@pytest.fixture
+def tiny_copy(tiny_dataset, tmp_path) -> tuple[Path, dict]:
+    """A private copy of the tiny dataset that a test may corrupt."""
+    root, truth = tiny_dataset
+    dst = tmp_path / "bmd"
+    shutil.copytree(root, dst)
+    return dst, truth
+
+
+@pytest.fixture
+def tiny_cfg():
+    """Resolved config matching the tiny dataset (root filled in by the test)."""
+    from alignpatterns.config import load_config
+
+    return load_config(REPO / "tests" / "config" / "tiny.yaml")

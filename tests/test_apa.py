@@ -1,0 +1,150 @@
+"""APA on constructed brain tensors with known answers (SPEC.md §4)."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from alignpatterns.patterns import apa
+
+SUBJECTS = [f"{i:02d}" for i in range(1, 7)]
+ROIS = ["A", "B", "C", "D", "E"]
+
+
+def _pattern(rng, n=5):
+    P = rng.uniform(0, 1, (n, n))
+    return P + 2 * np.eye(n)
+
+
+def _bb(A, subjects=SUBJECTS, rois=ROIS, split="test"):
+    rows = []
+    for (i, s1), (j, s2) in itertools.product(enumerate(subjects), repeat=2):
+        if i == j:
+            continue
+        for (a, r1), (b, r2) in itertools.product(enumerate(rois), repeat=2):
+            rows.append({"measure": "m", "source_subject": s1, "source_roi": r1,
+                         "target_subject": s2, "target_roi": r2, "split": split,
+                         "score": A[i, j, a, b], "n_source_dims": 5, "n_vertices": 5})
+    return pd.DataFrame(rows)
+
+
+def _mb(train, test, name="model", subjects=SUBJECTS, rois=ROIS):
+    """train/test: arrays (n_layers, n_subjects, n_rois)."""
+    rows = []
+    for split, arr in (("train", train), ("test", test)):
+        for li, si, ri in itertools.product(*map(range, arr.shape)):
+            rows.append({"measure": "m", "model": name, "weights": "random",
+                         "layer": f"L{li}", "layer_index": li, "subject": subjects[si],
+                         "roi": rois[ri], "split": split, "score": arr[li, si, ri],
+                         "n_source_dims": 3, "n_vertices": 5})
+    return pd.DataFrame(rows)
+
+
+def _noisy_tensor(P, rng, noise):
+    S, R = len(SUBJECTS), P.shape[0]
+    A = P[None, None] + noise * rng.standard_normal((S, S, R, R))
+    return A
+
+
+def test_references_are_double_exclusion_means():
+    rng = np.random.default_rng(0)
+    A = rng.standard_normal((5, 5, 3, 3))
+    refs = apa._references(A, list(range(5)))
+    for s, s2 in [(0, 1), (3, 2), (4, 0)]:
+        rest = [m for m in range(5) if m not in (s, s2)]
+        expect = np.mean([A[a, b] for a in rest for b in rest if a != b], axis=0)
+        np.testing.assert_allclose(refs[s, s2], expect)
+
+
+def test_brain_baseline_matches_brute_force():
+    rng = np.random.default_rng(1)
+    A = _noisy_tensor(_pattern(rng), rng, 0.3)
+    _, summary = apa.run_apa(_bb(A), _mb(np.zeros((1, 6, 5)), np.zeros((1, 6, 5))),
+                             SUBJECTS, ROIS, "m", variants=["offdiag"])
+    brain = summary[summary["candidate"] == "brain"].set_index("roi")
+    S = len(SUBJECTS)
+    for r in range(len(ROIS)):
+        cols = [c for c in range(len(ROIS)) if c != r]
+        per_target = []
+        for s in range(S):
+            vals = []
+            for s2 in range(S):
+                if s2 == s:
+                    continue
+                rest = [m for m in range(S) if m not in (s, s2)]
+                ref = np.mean([A[a, b] for a in rest for b in rest if a != b], axis=0)
+                vals.append(stats.pearsonr(A[s2, s, r, cols], ref[r, cols])[0])
+            per_target.append(np.mean(vals))
+        assert brain.loc[ROIS[r], "aps_mean"] == pytest.approx(np.mean(per_target), abs=1e-12)
+
+
+def test_layer_selection_is_leave_subject_out_and_recovers_the_matching_layer():
+    rng = np.random.default_rng(2)
+    P = _pattern(rng)
+    A = _noisy_tensor(P, rng, 0.2)
+    L, S, R = len(ROIS), len(SUBJECTS), len(ROIS)
+    test = np.broadcast_to(P[:, None, :], (L, S, R)).copy()  # layer k reproduces ROI k's row
+    train = np.zeros((L, S, R))
+    for k in range(L):
+        train[k, :, k] = 1.0  # layer k is best for ROI k on train ...
+    train[1, 0, 0] = 6.0  # ... except subject 01 alone strongly prefers layer 1 for ROI A
+    sel = apa.selected_layers(_mb(train, test), SUBJECTS, ROIS)
+    # target 01: selection uses the other subjects only → layer 0
+    assert sel.query("roi == 'A' and subject == '01'")["layer_index"].item() == 0
+    # other targets see subject 01's train score: layer 1 mean 6/5 = 1.2 > layer 0 mean 1.0
+    assert sel.query("roi == 'A' and subject == '02'")["layer_index"].item() == 1
+    rows, summary = apa.run_apa(_bb(A), _mb(train, test), SUBJECTS, ROIS, "m",
+                                variants=["offdiag", "full"])
+    model = summary[(summary["candidate"] == "model") & (summary["variant"] == "offdiag")]
+    brain = summary[(summary["candidate"] == "brain") & (summary["variant"] == "offdiag")]
+    # the noise-free true pattern beats a noisy single subject standing in
+    for roi in ROIS[1:]:
+        m = model.set_index("roi").loc[roi]
+        assert m["aps_mean"] > brain.set_index("roi").loc[roi, "aps_mean"]
+        assert m["layer"] == f"L{ROIS.index(roi)}"
+        assert m["delta"] > 0 and m["delta_ci_low"] <= m["delta"] <= m["delta_ci_high"]
+    assert set(rows["n_entries"]) == {len(ROIS), len(ROIS) - 1}
+
+
+def test_specificity_separates_the_right_roi():
+    rng = np.random.default_rng(3)
+    P = _pattern(rng)
+    A = _noisy_tensor(P, rng, 0.2)
+    L, S, R = len(ROIS), len(SUBJECTS), len(ROIS)
+    test = np.broadcast_to(P[:, None, :], (L, S, R)).copy()
+    train = np.broadcast_to(np.eye(L)[:, None, :], (L, S, R)).copy()
+    _, summary = apa.run_apa(_bb(A), _mb(train, test), SUBJECTS, ROIS, "m", variants=["full"])
+    model = summary[summary["candidate"] == "model"]
+    assert (model["spec_margin"] > 0).all()
+
+
+def test_jackknife_interval_formula():
+    loo = np.array([1.0, 2.0, 4.0, 3.0])
+    full = 2.5
+    se = np.sqrt(3 / 4 * np.sum((loo - loo.mean()) ** 2))
+    t = stats.t.ppf(0.975, 3)
+    assert apa._jackknife_ci(full, loo) == pytest.approx((full - t * se, full + t * se))
+
+
+def test_roi_missing_in_one_subject_is_dropped_listwise():
+    rng = np.random.default_rng(4)
+    A = _noisy_tensor(_pattern(rng), rng, 0.2)
+    A[:, 2, :, 3] = np.nan  # ROI D missing as a target in subject 03
+    A[2, :, 3, :] = np.nan  # ... and as a source
+    rows, summary = apa.run_apa(_bb(A), _mb(np.zeros((1, 6, 5)), np.zeros((1, 6, 5))),
+                                SUBJECTS, ROIS, "m", variants=["full"])
+    assert "D" not in set(summary["roi"]) and set(summary["roi"]) == {"A", "B", "C", "E"}
+    assert set(rows["n_entries"]) == {4}
+
+
+def test_too_few_subjects_is_refused():
+    rng = np.random.default_rng(5)
+    A = _noisy_tensor(_pattern(rng), rng, 0.2)[:3, :3]
+    with pytest.raises(ValueError, match="≥ 4 subjects"):
+        apa.run_apa(_bb(A, SUBJECTS[:3]), _mb(np.zeros((1, 3, 5)), np.zeros((1, 3, 5)),
+                                               subjects=SUBJECTS[:3]),
+                    SUBJECTS[:3], ROIS, "m")
