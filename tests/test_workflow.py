@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 from alignpatterns.io import TABLE_SCHEMAS, read_table
 
@@ -62,13 +63,23 @@ def test_rerun_is_a_no_op_and_reproducible(tiny_run, tmp_path):
     res = _run(tiny_run)
     assert res.returncode == 0
     assert "Nothing to be done" in res.stdout + res.stderr
-    # same config + seed → identical tables, on a fresh run in another directory
-    fresh = tmp_path / "fresh"
-    fresh.mkdir()
-    assert _run(fresh).returncode == 0
+    # same data + config + seed → byte-identical tables in two fresh directories. (The synthetic
+    # mp4s themselves are not byte-reproducible yet: see docs/status.md.)
+    override = tmp_path / "existing.yaml"
+    rois = sorted(set(read_table(tiny_run / "results/tables/ceilings.parquet")["roi"]))
+    override.write_text(yaml.safe_dump({
+        "dataset": {"root": str(tiny_run / "data" / "tiny_bmd"), "synthesize": None},
+        "rois": rois, "models": [{"name": "mobilenetv3_small_100", "weights": "random"}]}))
+    outs = []
+    for name in ("a", "b"):
+        wd = tmp_path / name
+        wd.mkdir()
+        res = _run(wd, "--configfile", str(REPO / "tests/config/tiny.yaml"), str(override))
+        assert res.returncode == 0, res.stderr[-3000:]
+        outs.append(wd / "results" / "tables")
     for name in TABLES:
-        a = (tiny_run / "results/tables" / f"{name}.parquet").read_bytes()
-        b = (fresh / "results/tables" / f"{name}.parquet").read_bytes()
+        a = (outs[0] / f"{name}.parquet").read_bytes()
+        b = (outs[1] / f"{name}.parquet").read_bytes()
         assert a == b, f"{name}.parquet differs between identical runs"
 
 
