@@ -130,6 +130,19 @@ def test_write_mp4_deterministic(tmp_path, params):
     assert _sha(d) not in hashes
 
 
+def test_write_mp4_is_lossless_in_yuv(tmp_path, params):
+    # Decoding returns exactly the YUV frames encoded, so everything downstream of the videos
+    # (frames cache, generator, features) is independent of the encoder's choices.
+    import av
+
+    for i, p in enumerate(params[:4]):
+        video = S.render_video(p, 8, 64)
+        path = S.write_mp4(tmp_path / f"{i}.mp4", video)
+        with av.open(str(path)) as c:
+            got = np.stack([f.to_ndarray(format="yuv420p") for f in c.decode(c.streams.video[0])])
+        np.testing.assert_array_equal(got, S.rgb_to_yuv420p(video))
+
+
 def test_write_mp4_rejects_bad_frames(tmp_path):
     with pytest.raises(ValueError, match="even"):
         S.write_mp4(tmp_path / "x.mp4", np.zeros((2, 15, 16, 3), np.uint8))

@@ -19,6 +19,16 @@ def _prep(root, truth, subject="01", **kw):
     return prepare_subject(BMDLayout(root), subject, truth["rois"], "synthetic", **kw)
 
 
+def _edit_pickle(path, edit):
+    """Load the pickle at ``path``, apply ``edit`` (returns the new object), write it back."""
+    with open(path, "rb") as f:
+        obj = pickle.load(f)
+    new = edit(obj)
+    with open(path, "wb") as f:
+        pickle.dump(new, f)
+    return new
+
+
 def test_layout_matches_bmd_format(tiny_dataset):
     root, truth = tiny_dataset
     lay = BMDLayout(root)
@@ -72,12 +82,8 @@ def test_missing_cell_in_one_subject_is_reported(tiny_copy):
     roi = truth["rois"][1]
     labels = np.load(lay.atlas("synthetic")[0])
     idx = np.flatnonzero(labels == 2)
-    path = lay.noiseceiling("02", "train", 3)
-    with open(path, "rb") as f:
-        snr, nc = pickle.load(f)
-    snr[idx] = 0.0
-    with open(path, "wb") as f:
-        pickle.dump((snr, nc), f)
+    _edit_pickle(lay.noiseceiling("02", "train", 3),
+                 lambda o: (np.where(np.isin(np.arange(o[0].size), idx), 0.0, o[0]), o[1]))
     assert _prep(root, truth, "02").rois[roi] is None
     assert _prep(root, truth, "01").rois[roi] is not None
 
@@ -85,12 +91,12 @@ def test_missing_cell_in_one_subject_is_reported(tiny_copy):
 def test_nan_repetitions_are_averaged_with_nanmean(tiny_copy):
     root, truth = tiny_copy
     lay = BMDLayout(root)
-    path = lay.betas("01", "test")
-    with open(path, "rb") as f:
-        betas, order = pickle.load(f)
-    betas[0, 0, :] = np.nan
-    with open(path, "wb") as f:
-        pickle.dump((betas, order), f)
+
+    def blank_first_rep(o):
+        o[0][0, 0, :] = np.nan
+        return o
+
+    betas, _ = _edit_pickle(lay.betas("01", "test"), blank_first_rep)
     d = _prep(root, truth).rois[truth["rois"][0]]
     np.testing.assert_allclose(d.test[0], np.nanmean(betas[0, :, d.vertices].T, axis=0))
     assert np.all(np.isfinite(d.test))
@@ -123,10 +129,7 @@ def test_malicious_pickle_is_refused(tiny_copy):
 def test_swapped_axes_name_the_file_and_the_shapes(tiny_copy):
     root, truth = tiny_copy
     path = BMDLayout(root).betas("01", "train")
-    with open(path, "rb") as f:
-        betas, order = pickle.load(f)
-    with open(path, "wb") as f:
-        pickle.dump((np.swapaxes(betas, 0, 1), order), f)
+    _edit_pickle(path, lambda o: (np.swapaxes(o[0], 0, 1), o[1]))
     with pytest.raises(DataFormatError, match=rf"{path}.*\(stimuli, repetitions, vertices\).*"
                                               r"found \(3, 30, \d+\).*swapped"):
         _prep(root, truth)
@@ -136,11 +139,7 @@ def test_stimulus_ids_differing_between_subjects(tiny_copy):
     root, truth = tiny_copy
     lay = BMDLayout(root)
     path = lay.betas("02", "test")
-    with open(path, "rb") as f:
-        betas, order = pickle.load(f)
-    order[3] = "vid9999"
-    with open(path, "wb") as f:
-        pickle.dump((betas, order), f)
+    _edit_pickle(path, lambda o: (o[0], [*o[1][:3], "vid9999", *o[1][4:]]))
     subs = [_prep(root, truth, s) for s in ("01", "02")]
     with pytest.raises(DataFormatError, match=rf"{path}.*vid9999"):
         check_stimulus_ids(subs, lay)

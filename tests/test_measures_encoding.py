@@ -26,9 +26,12 @@ def data():
     return X[:80], Y[:80], X[80:], Y[80:]
 
 
-def _reference(Xtr, Ytr, Xte, n_components=None):
+def _reference(Xtr, Ytr, Xte, n_components=None, x_scaling="unit"):
     xs, ys = StandardScaler().fit(Xtr), StandardScaler().fit(Ytr)
     A, B = xs.transform(Xtr), xs.transform(Xte)
+    if x_scaling == "global":  # centre, then one scale for all columns
+        rms = np.sqrt(np.mean(Xtr.var(axis=0)))
+        A, B = (Xtr - Xtr.mean(axis=0)) / rms, (Xte - Xtr.mean(axis=0)) / rms
     if n_components is not None:
         pca = PCA(n_components, svd_solver="full").fit(A)
         A, B = pca.transform(A), pca.transform(B)
@@ -39,13 +42,32 @@ def _reference(Xtr, Ytr, Xte, n_components=None):
     return np.asarray(model.predict(B))
 
 
+@pytest.mark.parametrize("x_scaling", ["unit", "global"])
 @pytest.mark.parametrize("n_components", [None, 10])
-def test_lp_predict_matches_reference(data, n_components):
+def test_lp_predict_matches_reference(data, n_components, x_scaling):
     Xtr, Ytr, Xte, _ = data
-    out = lp_predict(Xtr, Ytr, Xte, ALPHAS, inner_cv=5, n_components=n_components)
-    ref = _reference(Xtr, Ytr, Xte, n_components)
+    out = lp_predict(Xtr, Ytr, Xte, ALPHAS, inner_cv=5, n_components=n_components,
+                     x_scaling=x_scaling)
+    ref = _reference(Xtr, Ytr, Xte, n_components, x_scaling)
     assert out.shape == (20, 12)
     assert np.max(np.abs(out - ref)) / np.max(np.abs(ref)) < 1e-6
+
+
+def test_global_scaling_keeps_geometry_and_unit_scaling_does_not(data):
+    Xtr, Ytr, Xte, _ = data
+    # a column's scale matters under global scaling (geometry kept) but not under z-scoring
+    Xtr2, Xte2 = Xtr.copy(), Xte.copy()
+    Xtr2[:, 0] *= 50
+    Xte2[:, 0] *= 50
+    unit = [lp_predict(a, Ytr, b, ALPHAS, x_scaling="unit") for a, b in ((Xtr, Xte), (Xtr2, Xte2))]
+    glob = [lp_predict(a, Ytr, b, ALPHAS, x_scaling="global") for a, b in ((Xtr, Xte), (Xtr2, Xte2))]
+    np.testing.assert_allclose(unit[0], unit[1], rtol=1e-8)
+    assert np.max(np.abs(glob[0] - glob[1])) > 1e-3
+    # an isotropic rescaling of all columns changes nothing under either
+    np.testing.assert_allclose(lp_predict(Xtr * 7, Ytr, Xte * 7, ALPHAS, x_scaling="global"),
+                               glob[0], rtol=1e-8)
+    with pytest.raises(ValueError, match="x_scaling"):
+        lp_predict(Xtr, Ytr, Xte, ALPHAS, x_scaling="per-voxel")
 
 
 def test_lp_predict_uses_no_test_statistics(data):

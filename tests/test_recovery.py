@@ -1,6 +1,6 @@
 """Ground-truth recovery on the embedded default (SPEC.md §5 floors; one synth seed).
 
-Runs the whole default workflow in a temporary directory (a few minutes on 2 cores).
+Runs the whole default workflow in a temporary directory (about 5 minutes on 2 cores).
 """
 
 from __future__ import annotations
@@ -14,13 +14,20 @@ import numpy as np
 import pytest
 
 from alignpatterns.io import read_table
+from alignpatterns.patterns.apa import selected_layers
 
 REPO = Path(__file__).resolve().parents[1]
-RECOVERY_MEASURES = ["rsa-crossnobis-spearman", "cka-linear-debiased", "lp-ridge-pearson"]
-# The generative model does not yet meet the SPEC.md §5 floors on the default (docs/status.md):
-# these tests run and report, and turn into hard assertions once the generator is tuned.
-NOT_YET = pytest.mark.xfail(reason="SPEC §5 recovery floors not met yet (docs/status.md)",
-                            strict=False)
+# LP does not meet the floors with the current generative model: with the generator's layers
+# sharing their dominant components, LP profiles are shaped by target reliability more than by
+# content, and a noise-free model's profile is flatter than a noisy brain source's
+# (docs/status.md). It runs and reports; it is a hard assertion for the RSA and CKA measures.
+LP_NOT_YET = pytest.mark.xfail(reason="LP recovery floors not met yet (docs/status.md)",
+                               strict=False)
+MEASURES = [
+    "rsa-crossnobis-spearman",
+    "cka-linear-debiased",
+    pytest.param("lp-ridge-pearson", marks=LP_NOT_YET),
+]
 
 
 @pytest.fixture(scope="module")
@@ -29,43 +36,59 @@ def default_run(tmp_path_factory):
     cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
            "--directory", str(wd), "--configfile", str(REPO / "config" / "config.yaml"),
            "--cores", "2"]
-    res = subprocess.run(cmd, capture_output=True, text=True, cwd=wd, timeout=1500)
+    res = subprocess.run(cmd, capture_output=True, text=True, cwd=wd, timeout=1800)
     assert res.returncode == 0, res.stderr[-4000:]
     truth = json.loads((wd / "results/data/synthetic_bmd/ground_truth.json").read_text())
-    summary = read_table(wd / "results/tables/apa_summary.parquet")
-    return wd, truth, summary
+    return wd, truth, read_table(wd / "results/tables/apa_summary.parquet")
 
 
-@NOT_YET
+def _offdiag(summary, measure):
+    return summary[(summary["measure"] == measure) & (summary["variant"] == "offdiag")]
+
+
 @pytest.mark.slow
 @pytest.mark.workflow
-def test_brain_baseline_is_stable(default_run):
+@pytest.mark.parametrize("measure", MEASURES)
+def test_brain_baseline_is_stable(default_run, measure):
     _, _, s = default_run
-    brain = s[(s["candidate"] == "brain") & (s["variant"] == "offdiag")]
-    for measure, g in brain.groupby("measure"):
-        assert g["aps_mean"].mean() >= 0.5, (measure, g["aps_mean"].round(2).tolist())
+    brain = _offdiag(s, measure).query("candidate == 'brain'")["aps_mean"]
+    assert brain.mean() >= 0.5, brain.round(2).tolist()
 
 
-@NOT_YET
 @pytest.mark.slow
 @pytest.mark.workflow
-@pytest.mark.parametrize("measure", RECOVERY_MEASURES)
-def test_oracle_is_recovered(default_run, measure):
-    wd, truth, s = default_run
-    cells = s[(s["measure"] == measure) & (s["variant"] == "offdiag")
-              & (s["candidate"] != "brain")]
-    rois = truth["rois"]
+@pytest.mark.parametrize("measure", MEASURES)
+def test_oracle_has_the_top_aps(default_run, measure):
+    _, truth, s = default_run
+    cells = _offdiag(s, measure).query("candidate != 'brain'")
     top = [cells[cells["roi"] == r].sort_values("aps_mean").iloc[-1]["candidate"] == "oracle"
-           for r in rois]
+           for r in truth["rois"]]
     assert np.mean(top) >= 0.7, f"oracle top in {np.mean(top):.0%} of ROIs"
-    layers = truth["generator_layers"]
-    from alignpatterns.patterns.apa import selected_layers
 
+
+@pytest.mark.slow
+@pytest.mark.workflow
+@pytest.mark.parametrize("measure", MEASURES)
+def test_oracle_layer_is_the_true_layer(default_run, measure):
+    wd, truth, _ = default_run
     mb = read_table(wd / "results/tables/model_brain.parquet")
     sel = selected_layers(mb[(mb["measure"] == measure) & (mb["model"] == "oracle")],
-                          truth["subjects"], rois)
-    hits = []
-    for r in rois:
-        chosen = sel[sel["roi"] == r]["layer"].map(layers.index).to_numpy()
-        hits.append(np.mean(np.abs(chosen - truth["roi_true_layer"][r]) <= 1) >= 0.5)
+                          truth["subjects"], truth["rois"])
+    layers = truth["generator_layers"]
+    hits = [np.mean(np.abs(sel[sel["roi"] == r]["layer"].map(layers.index).to_numpy()
+                           - truth["roi_true_layer"][r]) <= 1) >= 0.5 for r in truth["rois"]]
     assert np.mean(hits) >= 0.7, f"layer within ±1 in {np.mean(hits):.0%} of ROIs"
+
+
+@pytest.mark.slow
+@pytest.mark.workflow
+@pytest.mark.parametrize("measure", ["rsa-crossnobis-spearman", "cka-linear-debiased"])
+def test_group_pattern_matches_the_noiseless_pattern(default_run, measure):
+    wd, truth, _ = default_run
+    bb = read_table(wd / "results/tables/brain_brain.parquet")
+    bb = bb[(bb["measure"] == measure) & (bb["split"] == "test")]
+    rois = truth["rois"]
+    est = bb.groupby(["source_roi", "target_roi"])["score"].mean().unstack().loc[rois, rois]
+    expected = np.array(truth["expected_pattern"][measure])
+    r = np.corrcoef(est.to_numpy().ravel(), expected.ravel())[0, 1]
+    assert r >= 0.8, r

@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--seed", type=int, default=1)
     s.add_argument("--subjects", type=int, default=6)
     s.add_argument("--rois", type=int, default=10)
-    s.add_argument("--train", type=int, default=120)
+    s.add_argument("--train", type=int, default=200)
     s.add_argument("--test", type=int, default=60)
     s.add_argument("--n-frames", type=int, default=4)
     s.add_argument("--size", type=int, default=112)

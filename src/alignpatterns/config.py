@@ -18,8 +18,6 @@ from alignpatterns.features.registry import (
 )
 
 DEFAULT_REPO = Path(__file__).resolve().parents[2]
-#: Generator architecture of the synthetic dataset (kept in sync with synth.dataset.GENERATOR).
-GENERATOR = "vgg11"
 
 
 class ConfigError(ValueError):
@@ -53,13 +51,14 @@ def resolve_config(config: dict, repo: Path = DEFAULT_REPO) -> dict:
       ``oracle``: the generator seed derived from the synthesis seed).
     """
     from alignpatterns.data.bmd import BMDLayout
+    from alignpatterns.synth.dataset import GENERATOR
 
     cfg = copy.deepcopy(config)
     ds = cfg["dataset"]
     synth = ds.get("synthesize")
     ds.setdefault("atlas", "synthetic")
     if synth:
-        synth = {"seed": 0, "subjects": 6, "rois": 10, "train": 120, "test": 60, **synth}
+        synth = {"seed": 0, "subjects": 6, "rois": 10, "train": 200, "test": 60, **synth}
         ds["synthesize"] = synth
     if cfg["subjects"] == "all":
         if synth:
@@ -106,7 +105,7 @@ def resolve_config(config: dict, repo: Path = DEFAULT_REPO) -> dict:
     feats.update(cfg.get("features") or {})
     cfg["features"] = feats
     lp = {"alphas": [10.0**k for k in range(-1, 6)], "inner_folds": 5, "outer_folds": 5,
-          "n_components": 20}
+          "n_components": 20, "x_scaling": "global"}
     lp.update(cfg.get("lp") or {})
     cfg["lp"] = lp
     apa = {"variants": ["full", "offdiag"], "match": ["pearson"], "margin": 0.1,

@@ -181,7 +181,8 @@ def _lp_options(cfg, info_path):
     info = json.loads(Path(info_path).read_text())
     lp = cfg["lp"]
     return LPOptions(alphas=tuple(float(a) for a in lp["alphas"]), inner_cv=lp["inner_folds"],
-                     outer_cv=lp["outer_folds"], n_components=info["lp_n_components"])
+                     outer_cv=lp["outer_folds"], n_components=info["lp_n_components"],
+                     x_scaling=lp.get("x_scaling", "global"))
 
 
 def model_brain(cfg: dict, model: str, features_path: str, subject_path: str, info_path: str,

@@ -40,6 +40,34 @@ class Standardizer:
         return out
 
 
+class GlobalScaler(Standardizer):
+    """Centre columns and divide *all* of them by one training scale (the RMS column sd).
+
+    Unlike per-column z-scoring this keeps the geometry of the features (relative variances of
+    units and of principal components), as an encoding model of raw layer activations expects;
+    per-column z-scoring gives near-silent ReLU units the same weight as the dominant ones.
+    """
+
+    def fit(self, A: np.ndarray) -> GlobalScaler:
+        """Fit on A of shape (n_samples, n_columns)."""
+        self.mean_ = A.mean(axis=0)
+        rms = float(np.sqrt(np.mean(A.var(axis=0))))
+        self.scale_ = np.full(A.shape[1], rms if rms > 0 else 1.0)
+        self._constant = np.zeros(A.shape[1], dtype=bool)
+        return self
+
+
+X_SCALINGS = ("unit", "global")
+
+
+def _x_scaler(x_scaling: str) -> Standardizer:
+    if x_scaling == "unit":
+        return Standardizer()
+    if x_scaling == "global":
+        return GlobalScaler()
+    raise ValueError(f"x_scaling must be one of {X_SCALINGS}, got {x_scaling!r}")
+
+
 def _reduce(Xtr: np.ndarray, Xte: np.ndarray, n_components: int | None):
     if n_components is None:
         return Xtr, Xte
@@ -66,15 +94,16 @@ def _check_inputs(X_train, Y_train):
     return X_train, Y_train
 
 
-def _predict(Xtr, Ytr, Xte, alphas, inner_cv, n_components) -> np.ndarray:
-    xs = Standardizer().fit(Xtr)
+def _predict(Xtr, Ytr, Xte, alphas, inner_cv, n_components, x_scaling="unit") -> np.ndarray:
+    xs = _x_scaler(x_scaling).fit(Xtr)
     ys = Standardizer().fit(Ytr)
     Xtr_z, Xte_z = _reduce(xs.transform(Xtr), xs.transform(Xte), n_components)
     model = RidgeCV(alphas, cv=inner_cv, fit_intercept=False).fit(Xtr_z, ys.transform(Ytr))
     return model.predict(Xte_z)
 
 
-def lp_predict(X_train, Y_train, X_test, alphas, inner_cv=5, n_components=None) -> np.ndarray:
+def lp_predict(X_train, Y_train, X_test, alphas, inner_cv=5, n_components=None,
+               x_scaling="unit") -> np.ndarray:
     """Fit the LP pipeline on a training split and predict a test split.
 
     Steps: z-score X and Y with training statistics (ddof=0; constant columns become
@@ -93,6 +122,9 @@ def lp_predict(X_train, Y_train, X_test, alphas, inner_cv=5, n_components=None) 
         Ridge's alpha selection (int: unshuffled K-fold; None: efficient LOO).
     n_components : int or None
         PCA dimensionality of X; None keeps all features.
+    x_scaling : {"unit", "global"}
+        ``unit``: z-score every column of X; ``global``: centre the columns and divide all of
+        them by one scale (:class:`GlobalScaler`), which keeps the features' geometry.
 
     Returns
     -------
@@ -105,11 +137,11 @@ def lp_predict(X_train, Y_train, X_test, alphas, inner_cv=5, n_components=None) 
         raise ValueError(
             f"X_test has {X_test.shape[1]} features but X_train has {X_train.shape[1]}"
         )
-    return _predict(X_train, Y_train, X_test, alphas, inner_cv, n_components)
+    return _predict(X_train, Y_train, X_test, alphas, inner_cv, n_components, x_scaling)
 
 
 def lp_oof_predict(
-    X_train, Y_train, alphas, outer_cv=5, inner_cv=5, n_components=None
+    X_train, Y_train, alphas, outer_cv=5, inner_cv=5, n_components=None, x_scaling="unit"
 ) -> np.ndarray:
     """Out-of-fold LP predictions on the training split.
 
@@ -126,6 +158,7 @@ def lp_oof_predict(
         Must put every sample in exactly one held-out fold.
     inner_cv : int, scikit-learn splitter or None
     n_components : int or None
+    x_scaling : {"unit", "global"}
 
     Returns
     -------
@@ -145,6 +178,7 @@ def lp_oof_predict(
     out = np.empty(Y_train.shape)
     for train, test in splits:
         out[test] = _predict(
-            X_train[train], Y_train[train], X_train[test], alphas, inner_cv, n_components
+            X_train[train], Y_train[train], X_train[test], alphas, inner_cv, n_components,
+            x_scaling,
         )
     return out

@@ -20,6 +20,7 @@ out-of-fold predictions. Each representation is computed once and reused for eve
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -56,12 +57,16 @@ class LPOptions:
         Folds of the out-of-fold train scores.
     n_components : int or None
         Common PCA dimensionality of every source (None: no reduction).
+    x_scaling : str
+        Source scaling before reduction: ``unit`` (z-score each column) or ``global`` (one
+        scale for all columns, keeping the source's geometry).
     """
 
     alphas: tuple[float, ...] = tuple(np.logspace(-1, 5, 13))
     inner_cv: int = 5
     outer_cv: int = 5
     n_components: int | None = None
+    x_scaling: str = "global"
 
 
 @dataclass
@@ -164,17 +169,16 @@ def _scores(src: Representations, tgts: Sequence[Representations], measure: str,
     if split == "test":
         Y_true = np.concatenate([t.values["test"] for t in tgts], axis=1)
         Y_pred = lp_predict(src.values["train"], Y_train, src.values["test"], lp.alphas,
-                            inner_cv=lp.inner_cv, n_components=_k(lp, src))
+                            inner_cv=lp.inner_cv, n_components=_k(lp, src),
+                            x_scaling=lp.x_scaling)
     else:
         Y_true = Y_train
         Y_pred = lp_oof_predict(src.values["train"], Y_train, lp.alphas, outer_cv=lp.outer_cv,
-                                inner_cv=lp.inner_cv, n_components=_k(lp, src))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            r = correlation_score(Y_true, Y_pred)
+                                inner_cv=lp.inner_cv, n_components=_k(lp, src),
+                                x_scaling=lp.x_scaling)
+    with warnings.catch_warnings():  # constant target vertices score NaN, averaged out below
+        warnings.simplefilter("ignore", RuntimeWarning)
+        r = correlation_score(Y_true, Y_pred)
     return [float(np.nanmean(r[lo:hi])) for lo, hi in zip(edges[:-1], edges[1:], strict=True)]
 
 

@@ -56,10 +56,9 @@ def _linear_cka(X: np.ndarray, Y: np.ndarray) -> float:
     return float(linear_cka(X.astype(np.float64), Y.astype(np.float64)))
 
 
-def driver_layers(layer_cka: np.ndarray, max_cka: float = MAX_DISTINCT_DRIVER_CKA - 0.02
-                  ) -> list[int]:
+def driver_layers(layer_cka: np.ndarray, max_cka: float = MAX_DISTINCT_DRIVER_CKA) -> list[int]:
     """Generator layers that drive ROIs: the first layer, then greedily each next layer whose
-    CKA with the previously chosen one is ≤ ``max_cka``; the deepest layer ends the list.
+    CKA with the previously chosen one is ≤ ``max_cka``.
 
     Parameters
     ----------
@@ -75,10 +74,6 @@ def driver_layers(layer_cka: np.ndarray, max_cka: float = MAX_DISTINCT_DRIVER_CK
     for j in range(1, n):
         if layer_cka[chosen[-1], j] <= max_cka:
             chosen.append(j)
-    if chosen[-1] != n - 1 and layer_cka[chosen[-1], n - 1] <= max_cka:
-        chosen.append(n - 1)
-    elif chosen[-1] != n - 1 and len(chosen) > 1 and layer_cka[chosen[-2], n - 1] <= max_cka:
-        chosen[-1] = n - 1
     return chosen
 
 
@@ -88,7 +83,7 @@ def roi_positions(n_rois: int, n_layers: int) -> np.ndarray:
 
 
 def synthesize(out: str | os.PathLike, seed: int = 0, subjects: int = 6, rois: int = 10,
-               train: int = 120, test: int = 60, n_frames: int = 4, size: int = 112,
+               train: int = 200, test: int = 60, n_frames: int = 4, size: int = 112,
                design: R.ResponseDesign | None = None, threads: int | None = None) -> dict:
     """Generate the dataset into ``out`` (replaced atomically) and return the ground truth.
 
@@ -151,8 +146,8 @@ def _write(root, seed, n_subjects, n_rois, n_train, n_test, n_frames, size, desi
     params = stimuli.sample_stimulus_params(n_stim, np.random.default_rng(stim_ss))
     annotations = {}
     for i, (vid, p) in enumerate(zip(ids, params, strict=True)):
-        stimuli.write_mp4(vid_dir / f"{vid}.mp4",
-                          stimuli.render_video(p, VIDEO_FRAMES, size), fps=VIDEO_FPS)
+        video = stimuli.equalize_luminance(stimuli.render_video(p, VIDEO_FRAMES, size))
+        stimuli.write_mp4(vid_dir / f"{vid}.mp4", video, fps=VIDEO_FPS)
         annotations[vid] = stimuli.annotation(p, "train" if i < n_train else "test", index=i + 1)
         annotations[vid]["bmd_matrixfilename"] = f"vid_idx{vid}"
     (meta / "annotations.json").write_text(json.dumps(annotations, indent=1, sort_keys=True))

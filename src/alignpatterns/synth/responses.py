@@ -41,8 +41,9 @@ class ResponseDesign:
     ----------
     n_components : int
         Principal components kept per generator layer.
-    spectrum_exponent : float
-        Variance of component j is proportional to j ** -spectrum_exponent.
+    spectrum_exponent : float or None
+        Variance of component j is proportional to j ** -spectrum_exponent (None: the
+        layer's own spectrum).
     mix_width : float
         Width (in layers) of the Gaussian depth weighting.
     n_private, n_idiosyncratic : int
@@ -55,6 +56,10 @@ class ResponseDesign:
         Soft maximum of per-vertex ncsnr.
     size_range : tuple of int
         Smallest and largest ROI size in vertices (≥ 5× apart).
+    n_common : int
+        Number of stimulus dimensions shared by all generator layers (the top principal
+        components of their pooled, variance-normalised activations) removed from every layer
+        before its components are taken; 0 keeps them.
     smooth_sigma : float
         Spatial smoothing (in vertices) of mixing weights and smooth noise.
     fractions : dict
@@ -62,38 +67,63 @@ class ResponseDesign:
     """
 
     n_components: int = 30
-    spectrum_exponent: float = 1.0
+    spectrum_exponent: float | None = 2.0
     mix_width: float = 0.45
     n_private: int = 12
     n_idiosyncratic: int = 12
-    ncsnr_median: tuple[float, float] = (0.55, 0.3)
-    ncsnr_sigma: float = 1.0
+    ncsnr_median: tuple[float, float] = (0.8, 0.45)
+    ncsnr_sigma: float = 1.6
     ncsnr_max: float = 1.4
     size_range: tuple[int, int] = (60, 360)
+    n_common: int = 0
     smooth_sigma: float = 3.0
     fractions: dict = field(default_factory=lambda: dict(DEFAULT_FRACTIONS))
 
 
-def layer_components(features: np.ndarray, n_components: int, exponent: float) -> np.ndarray:
-    """Top principal components of one layer with an imposed power-law spectrum.
+def layer_components(features: np.ndarray, n_components: int, exponent: float | None
+                     ) -> np.ndarray:
+    """Top principal components of one layer with a power-law spectrum.
 
     Parameters
     ----------
     features : ndarray, shape (n_stimuli, n_features)
     n_components : int
-    exponent : float
+    exponent : float or None
+        Column j gets variance ∝ (j+1) ** -exponent; None keeps the layer's own spectrum (for
+        random CNN layers itself close to a power law with exponent ≈ 1.6–2.4).
 
     Returns
     -------
     ndarray, shape (n_stimuli, k)
-        Columns are orthogonal, column j has variance ∝ (j+1) ** -exponent, total variance 1.
+        Orthogonal columns, total variance 1 per stimulus.
     """
     X = features.astype(np.float64) - features.mean(axis=0)
-    U, _s, _ = np.linalg.svd(X, full_matrices=False)
+    U, s, _ = np.linalg.svd(X, full_matrices=False)
     k = min(n_components, U.shape[1] - 1)
-    scale = np.arange(1, k + 1, dtype=np.float64) ** (-exponent / 2)
+    if exponent is None:
+        scale = s[:k]
+    else:
+        scale = np.arange(1, k + 1, dtype=np.float64) ** (-exponent / 2)
     Z = U[:, :k] * scale
     return Z / np.sqrt((Z**2).sum(axis=1).mean())
+
+
+def remove_common(layer_feats: list[np.ndarray], n_common: int) -> list[np.ndarray]:
+    """Project the stimulus dimensions shared by all layers out of every layer.
+
+    Parameters
+    ----------
+    layer_feats : list of ndarray, each (n_stimuli, n_features_l)
+    n_common : int
+
+    Returns
+    -------
+    list of ndarray, same shapes, centred, orthogonal (over stimuli) to the common subspace.
+    """
+    centred = [f.astype(np.float64) - f.mean(axis=0) for f in layer_feats]
+    pooled = np.concatenate([c / np.linalg.norm(c) for c in centred], axis=1)
+    U = np.linalg.svd(pooled, full_matrices=False)[0][:, :n_common]
+    return [c - U @ (U.T @ c) for c in centred]
 
 
 def depth_weights(position: float, n_layers: int, width: float, n_keep: int = 3) -> np.ndarray:
@@ -151,6 +181,8 @@ def shared_latents(layer_feats: list[np.ndarray], rois: list[str], positions: np
     positions : ndarray, shape (n_rois,)
         Hierarchy position of each ROI in layer units.
     """
+    if design.n_common > 0:
+        layer_feats = remove_common(layer_feats, design.n_common)
     comps = [layer_components(f, design.n_components, design.spectrum_exponent)
              for f in layer_feats]
     n = comps[0].shape[0]
@@ -159,7 +191,7 @@ def shared_latents(layer_feats: list[np.ndarray], rois: list[str], positions: np
         w = depth_weights(float(pos), len(comps), design.mix_width)
         parts = [np.sqrt(wl) * c for wl, c in zip(w, comps, strict=True) if wl > 0]
         gen[roi] = _unit_variance(np.concatenate(parts, axis=1))
-        spec = np.arange(1, design.n_private + 1) ** (-design.spectrum_exponent / 2)
+        spec = np.arange(1, design.n_private + 1) ** (-(design.spectrum_exponent or 2.0) / 2)
         priv[roi] = _unit_variance(rng.standard_normal((n, design.n_private)) * spec)
         wts[roi] = w
     g = _unit_variance(rng.standard_normal((n, 1)))

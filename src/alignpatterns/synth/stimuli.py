@@ -39,6 +39,7 @@ __all__ = [
     "BACKGROUND_COLOURS",
     "COLOURS",
     "KINDS",
+    "equalize_luminance",
     "SHAPES",
     "annotation",
     "caption",
@@ -430,6 +431,32 @@ def _object_alpha(
     return alpha.reshape(n_frames, size, size)
 
 
+def equalize_luminance(frames: np.ndarray, mean: float = 128.0, std: float = 48.0) -> np.ndarray:
+    """Give a video a fixed mean luminance and luminance contrast (as SHINE-style equalisation).
+
+    One affine map ``a * x + b`` is applied to all channels of all frames so that the video's
+    luminance (BT.601 weights) has the given mean and standard deviation; hue is kept. Without
+    it, global brightness and colour dominate every layer of a random network, and its layers
+    become nearly indistinguishable (linear CKA ≥ 0.94 between adjacent vgg11 layers).
+
+    Parameters
+    ----------
+    frames : ndarray, uint8, shape (T, H, W, 3)
+    mean, std : float
+        Target luminance mean and standard deviation (0–255 scale).
+
+    Returns
+    -------
+    ndarray, uint8, shape (T, H, W, 3)
+    """
+    x = np.asarray(frames, dtype=np.float64)
+    lum = 0.299 * x[..., 0] + 0.587 * x[..., 1] + 0.114 * x[..., 2]
+    sd = float(lum.std())
+    gain = std / sd if sd > 1e-6 else 1.0
+    out = (x - float(lum.mean())) * gain + mean
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
 def render_video(params: Mapping[str, Any], n_frames: int, size: int) -> np.ndarray:
     """Render the frames of one stimulus.
 
@@ -762,7 +789,7 @@ def rgb_to_yuv420p(frames: np.ndarray) -> np.ndarray:
     return out
 
 
-def write_mp4(path: str | os.PathLike[str], frames: np.ndarray, fps: int = 8, crf: int = 18) -> Path:
+def write_mp4(path: str | os.PathLike[str], frames: np.ndarray, fps: int = 8) -> Path:
     """Encode RGB frames to an H.264 mp4, deterministically and atomically.
 
     The same frames give byte-identical files on the same PyAV/FFmpeg/x264 build:
@@ -770,11 +797,16 @@ def write_mp4(path: str | os.PathLike[str], frames: np.ndarray, fps: int = 8, cr
     - the RGB to YUV 4:2:0 conversion is done here in numpy (:func:`rgb_to_yuv420p`) rather than by
       FFmpeg's swscale inside the encoder, whose output was observed to vary between calls;
     - x264 runs single-threaded (``threads=1``, no sliced or lookahead threads);
+    - the coding is lossless (``qp=0``, preset ``ultrafast``): decoding returns exactly the YUV
+      frames given, whatever choices the encoder makes. Lossy ``crf`` coding with preset ``medium``
+      was observed to give different bytes for the same frames in about 1 of 3 calls;
+    - frame timestamps use a fixed ``1/fps`` time base (the muxer may rewrite the stream's);
     - muxer and encoder use FFmpeg's ``bitexact`` flags (no version strings or creation times in
       the container) and timestamps are simply ``0, 1, 2, ...`` in units of ``1/fps``.
 
-    Quality: x264 ``preset=medium``, ``crf`` as given, BT.601 limited-range ``yuv420p``. The file is written to a temporary name in the target directory and moved into
-    place with :func:`os.replace`, so a failure never leaves a partial file.
+    Colour: BT.601 limited-range ``yuv420p``. The file is written to a temporary name in the
+    target directory and moved into place with :func:`os.replace`, so a failure never leaves a
+    partial file.
 
     Parameters
     ----------
@@ -784,8 +816,6 @@ def write_mp4(path: str | os.PathLike[str], frames: np.ndarray, fps: int = 8, cr
         RGB frames; ``H`` and ``W`` must be even (4:2:0 chroma subsampling), ``T >= 1``.
     fps : int, default 8
         Frame rate.
-    crf : int, default 18
-        x264 constant rate factor (lower is higher quality).
 
     Returns
     -------
@@ -813,18 +843,19 @@ def write_mp4(path: str | os.PathLike[str], frames: np.ndarray, fps: int = 8, cr
         with av.open(tmp, mode="w", format="mp4", options={"fflags": "+bitexact"}) as container:
             stream = container.add_stream(
                 "libx264", rate=rate,
-                options={"crf": str(int(crf)), "preset": "medium", "threads": "1",
+                options={"qp": "0", "preset": "ultrafast", "threads": "1",
                          "x264-params": "threads=1:sliced-threads=0:lookahead-threads=1"},
             )
             stream.width, stream.height = width, height
             stream.pix_fmt = "yuv420p"
-            stream.time_base = Fraction(1, int(fps))
+            rate_tb = Fraction(1, int(fps))
+            stream.time_base = rate_tb
             stream.codec_context.thread_count = 1
             stream.codec_context.flags = int(stream.codec_context.flags) | _AV_CODEC_FLAG_BITEXACT
             for i, yuv in enumerate(rgb_to_yuv420p(frames)):
                 frame = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
                 frame.pts = i
-                frame.time_base = stream.time_base
+                frame.time_base = rate_tb  # fixed: the muxer may change stream.time_base
                 for packet in stream.encode(frame):
                     container.mux(packet)
             for packet in stream.encode(None):

@@ -1,0 +1,73 @@
+"""Noise ceilings and the conventional per-ROI summary, against direct computations."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from alignpatterns.data.bmd import BMDLayout, prepare_subject
+from alignpatterns.measures import rdm
+from alignpatterns.measures.ceilings import ncsnr, rsa_noise_ceiling
+from alignpatterns.patterns.conventional import ceiling_rows, summarize_model_brain
+
+
+@pytest.fixture(scope="module")
+def subjects(tiny_dataset):
+    root, truth = tiny_dataset
+    return {s: prepare_subject(BMDLayout(root), s, truth["rois"], "synthetic", min_vertices=5)
+            for s in truth["subjects"]}, truth
+
+
+def test_lp_ceiling_is_mean_sqrt_nc(subjects):
+    subs, truth = subjects
+    rows = pd.DataFrame(ceiling_rows(subs, truth["rois"], ["lp-ridge-pearson"]))
+    roi = truth["rois"][0]
+    d = subs["02"].rois[roi]
+    nc = ncsnr(d.test_reps, n=10)[1] / 100  # test ncsnr from the betas themselves
+    got = rows.query("subject == '02' and roi == @roi and split == 'test'")["value"].item()
+    assert got == pytest.approx(np.mean(np.sqrt(nc)), rel=1e-10)
+    assert 0 < got < 1
+
+
+def test_rsa_ceiling_uses_crossnobis_brain_rdms(subjects):
+    subs, truth = subjects
+    measure = "rsa-crossnobis-spearman"
+    rows = pd.DataFrame(ceiling_rows(subs, truth["rois"], [measure]))
+    roi = truth["rois"][1]
+    rdms = np.stack([rdm(subs[s].rois[roi].test_reps, "crossnobis") for s in truth["subjects"]])
+    lower, upper = rsa_noise_ceiling(rdms, "spearman")
+    got = rows.query("roi == @roi and split == 'test'").set_index(["kind", "subject"])["value"]
+    for i, s in enumerate(truth["subjects"]):
+        assert got["ceiling_lower", s] == pytest.approx(lower[i], abs=1e-12)
+        assert got["ceiling_upper", s] == pytest.approx(upper[i], abs=1e-12)
+    assert np.all(lower <= upper + 1e-12)
+
+
+def test_summary_selects_on_train_and_reports_test():
+    rng = np.random.default_rng(0)
+    rows = []
+    subjects = [f"{i:02d}" for i in range(1, 6)]
+    for model, layer, s in itertools.product(["a", "b"], range(3), subjects):
+        train = {0: 0.1, 1: 0.5, 2: 0.3}[layer] + (0.2 if model == "a" else 0.0)
+        test = train + rng.normal(0, 0.05)
+        for split, score in (("train", train), ("test", test)):
+            rows.append({"measure": "m", "model": model, "weights": "random",
+                         "layer": f"L{layer}", "layer_index": layer, "subject": s, "roi": "V1",
+                         "split": split, "score": score, "n_source_dims": 4, "n_vertices": 9})
+    mb = pd.DataFrame(rows)
+    ceil = pd.DataFrame({"measure": "m", "subject": subjects, "roi": "V1", "split": "test",
+                         "kind": "lp_ceiling", "value": 0.8, "n_reps": 10.0})
+    out = summarize_model_brain(mb, ceil).set_index("model")
+    assert (out["layer"] == "L1").all()
+    te = mb.query("model == 'a' and layer == 'L1' and split == 'test'")["score"].to_numpy()
+    lo, hi = stats.t.interval(0.95, len(te) - 1, loc=te.mean(), scale=stats.sem(te))
+    assert out.loc["a", "score_mean"] == pytest.approx(te.mean())
+    assert (out.loc["a", "ci_low"], out.loc["a", "ci_high"]) == pytest.approx((lo, hi))
+    assert out.loc["a", "normalized"] == pytest.approx(te.mean() / 0.8)
+    # b is ~0.2 below a with a tight interval: distinguishable from the best (paper rule)
+    assert bool(out.loc["b", "distinguishable_from_best"])
+    assert not bool(out.loc["a", "distinguishable_from_best"])

@@ -1,0 +1,98 @@
+"""The synthetic generator obeys SPEC.md §5 and is reproducible."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from alignpatterns.config import resolve_config
+from alignpatterns.features.registry import generator_seed, model_seed
+from alignpatterns.synth import responses as R
+from alignpatterns.synth.dataset import driver_layers
+
+
+def test_ground_truth_keys_and_layer_constraints(tiny_dataset):
+    root, truth = tiny_dataset
+    for key in ("seed", "generator", "generator_seed", "roi_layers", "snr", "layer_cka",
+                "variance_fractions", "true_ncsnr", "expected_pattern",
+                "indistinguishable_groups", "expected_pass", "roi_true_layer"):
+        assert key in truth, key
+    assert truth["generator_seed"] == generator_seed(truth["seed"])
+    cka = np.array(truth["layer_cka"])
+    true = sorted(set(truth["roi_true_layer"].values()))
+    assert cka[true[0], true[-1]] <= 0.7
+    for i in true:
+        for j in true:
+            assert i == j or cka[i, j] <= 0.95
+    assert json.loads((root / "ground_truth.json").read_text())["seed"] == truth["seed"]
+
+
+def test_reliability_and_sizes_follow_the_spec(tiny_dataset):
+    from alignpatterns.data.bmd import BMDLayout, load_atlas
+
+    root, truth = tiny_dataset
+    labels, _ = load_atlas(BMDLayout(root), "synthetic")
+    sizes = list(truth["roi_sizes"].values())
+    assert max(sizes) >= 5 * min(sizes)
+    medians = list(truth["snr"]["median_ncsnr"].values())
+    assert all(a > b for a, b in zip(medians, medians[1:], strict=False))  # falls along hierarchy
+    assert 0.3 <= min(medians) and max(medians) <= 0.8
+    snr = np.concatenate([np.array(v)[labels > 0] for v in truth["true_ncsnr"].values()])
+    assert snr.max() <= 1.4 + 1e-9
+    assert 0.2 <= np.mean(snr < 0.2) <= 0.5
+
+
+def test_vertex_ncsnr_distribution():
+    rng = np.random.default_rng(0)
+    design = R.ResponseDesign()
+    for median in design.ncsnr_median:
+        snr = R.vertex_ncsnr(200_000, median, design, rng)
+        assert np.median(snr) == pytest.approx(1.4 * np.tanh(median / 1.4), rel=0.02)
+        assert 0.15 <= np.mean(snr < 0.2) <= 0.5
+
+
+def test_depth_weights_mix_adjacent_layers():
+    w = R.depth_weights(1.5, 5, 0.45)
+    assert w.sum() == pytest.approx(1.0)
+    assert set(np.flatnonzero(w)) <= {0, 1, 2, 3} and w[1] == pytest.approx(w[2])
+    assert np.argmax(R.depth_weights(3.0, 5, 0.45)) == 3
+
+
+def test_driver_layers_are_distinct():
+    cka = np.array([[1.0, 0.97, 0.9, 0.8], [0.97, 1.0, 0.96, 0.9],
+                    [0.9, 0.96, 1.0, 0.93], [0.8, 0.9, 0.93, 1.0]])
+    assert driver_layers(cka) == [0, 2, 3]
+
+
+def test_layer_components_spectrum():
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((100, 40)) @ rng.standard_normal((40, 60))
+    Z = R.layer_components(X, 10, 2.0)
+    var = (Z**2).sum(axis=0)
+    np.testing.assert_allclose(var / var[0], np.arange(1, 11) ** -2.0, rtol=1e-10)
+    np.testing.assert_allclose(Z.T @ Z, np.diag(var), atol=1e-10)
+
+
+def test_candidate_of_the_generator_architecture_uses_another_seed(tiny_cfg):
+    cfg = resolve_config(tiny_cfg)
+    oracle = next(m for m in cfg["models"] if m["name"] == "oracle")
+    assert oracle["seed"] == generator_seed(tiny_cfg["dataset"]["synthesize"]["seed"])
+    assert model_seed(cfg["seed"], "vgg11") != oracle["seed"]
+
+
+def test_synthesis_is_reproducible(tiny_dataset, tmp_path):
+    from alignpatterns.synth.dataset import synthesize
+    from tests.conftest import TINY
+
+    root, truth = tiny_dataset
+    again = synthesize(tmp_path / "again", **TINY)
+    assert again == truth
+    rel = "derivatives/versionB/fsLR32k/GLM/sub-02/prepared_betas/" \
+          "sub-02_organized_betas_task-test_normalized.pkl"
+    assert (root / rel).read_bytes() == (tmp_path / "again" / rel).read_bytes()
+    vids = sorted((root / "derivatives/stimuli_metadata/mp4_h264").glob("*.mp4"))
+    for v in vids:
+        assert v.read_bytes() == (tmp_path / "again/derivatives/stimuli_metadata/mp4_h264"
+                                  / v.name).read_bytes(), v.name
