@@ -86,3 +86,23 @@ def test_lint_and_dry_run():
     # the embedded default fans out to every model x subject and measure x subject
     for rule, n in (("model_brain", 5 * 6), ("brain_brain", 4 * 6), ("extract", 5)):
         assert any(line.split()[:2] == [rule, str(n)] for line in res.stdout.splitlines()), rule
+
+
+def test_unknown_layer_names_the_registry(tmp_path, monkeypatch):
+    from alignpatterns import io, pipeline
+    from alignpatterns.features import registry
+
+    reg = tmp_path / "models.yaml"
+    reg.write_text("models:\n  tiny:\n    arch: mobilenetv3_small_100\n"
+                   "    layers: [blocks.0, no_such_layer]\n")
+    monkeypatch.setattr(registry, "DEFAULT_REGISTRY", reg)
+    import numpy as np
+
+    io.save_arrays(tmp_path / "frames.npz", {
+        "frames": np.zeros((2, 1, 32, 32, 3), np.uint8), "ids": np.array(["vid0001", "vid0002"]),
+        "n_train": np.array(1)})
+    cfg = {"device": "cpu", "features": {"pool_grid": 2, "batch_size": 2},
+           "models": [{"name": "tiny", "spec_name": "tiny", "weights": "random", "seed": 1}]}
+    with pytest.raises(ValueError, match=rf"{reg}.*tiny.*no_such_layer"):
+        pipeline.extract(cfg, "tiny", str(tmp_path / "frames.npz"), str(tmp_path / "o.npz"))
+    assert not (tmp_path / "o.npz").exists()

@@ -141,7 +141,7 @@ def extract(cfg: dict, model: str, frames_path: str, out: str, threads: int = 1)
 
     from alignpatterns.config import model_entry
     from alignpatterns.features.extract import build_model, extract_layers
-    from alignpatterns.features.registry import load_registry
+    from alignpatterns.features.registry import DEFAULT_REGISTRY, load_registry
 
     torch.set_num_threads(threads)
     entry = model_entry(cfg, model)
@@ -153,8 +153,11 @@ def extract(cfg: dict, model: str, frames_path: str, out: str, threads: int = 1)
     fr = io.load_arrays(frames_path)
     net = build_model(spec, weights, seed=entry["seed"])
     f = cfg["features"]
-    feats = extract_layers(net, fr["frames"], spec.layers, pool_grid=f["pool_grid"],
-                           batch_size=f["batch_size"], device=device)
+    try:
+        feats = extract_layers(net, fr["frames"], spec.layers, pool_grid=f["pool_grid"],
+                               batch_size=f["batch_size"], device=device)
+    except ValueError as err:  # e.g. a layer name that the architecture does not have
+        raise ValueError(f"{DEFAULT_REGISTRY}: model {model!r} ({spec.arch}): {err}") from None
     arrays = {f"layer/{i:02d}/{name}": feats[name] for i, name in enumerate(spec.layers)}
     arrays.update(ids=fr["ids"], n_train=fr["n_train"])
     io.save_arrays(out, arrays)
