@@ -124,7 +124,7 @@ def plot_brain_pattern_matrix(brain_brain: pd.DataFrame, roi_order: Sequence[str
     fig = new_figure(side * len(panels) + 0.8, side)
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
     pairs = int(count.to_numpy().max()) if count.size else 0
-    fig.suptitle(f"Brain alignment pattern · {measure} · {split} split · "
+    fig.suptitle(f"Brain alignment pattern · {measure} · {split} split\n"
                  f"up to {pairs} ordered subject pairs per cell", fontsize="medium")
     for ax, (arr, nrm, cm, cbar_label, title) in zip(axes, panels, strict=True):
         im = ax.imshow(np.ma.masked_invalid(arr), cmap=_cmap(cm), norm=nrm, interpolation="nearest",
