@@ -80,8 +80,9 @@ def test_lint_and_dry_run():
     res = subprocess.run([*SNAKEMAKE, "--lint"], capture_output=True, text=True, cwd=REPO,
                          timeout=300)
     assert res.returncode == 0, res.stdout + res.stderr
-    res = subprocess.run([*SNAKEMAKE, "-n", "--cores", "1"], capture_output=True, text=True,
-                         cwd=REPO, timeout=300)
+    # --forceall: the plan of the whole DAG, whatever results/ already holds
+    res = subprocess.run([*SNAKEMAKE, "-n", "--forceall", "--cores", "1"], capture_output=True,
+                         text=True, cwd=REPO, timeout=300)
     assert res.returncode == 0, res.stderr
     # the embedded default fans out to every model x subject and measure x subject
     for rule, n in (("model_brain", 5 * 6), ("brain_brain", 4 * 6), ("extract", 5)):
