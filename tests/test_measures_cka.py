@@ -135,3 +135,20 @@ def test_errors_and_degenerate():
         cka_from_grams(np.ones((4, 3)), np.ones((4, 3)))
     with pytest.warns(RuntimeWarning, match="undefined"):
         assert np.isnan(linear_cka(np.ones((6, 3)), rng.standard_normal((6, 2))))
+
+
+@pytest.mark.parametrize("debiased", [False, True])
+@pytest.mark.parametrize(("p", "q"), [(6, 5), (300, 250)])  # feature route and Gram route
+def test_torch_backend_and_chunks_equal_numpy(debiased, p, q):
+    pytest.importorskip("torch")
+    rng = np.random.default_rng(p)
+    X = rng.standard_normal((30, p))
+    Y = X[:, :1] @ rng.standard_normal((1, q)) + rng.standard_normal((30, q))
+    ref = linear_cka(X, Y, debiased, backend="numpy")
+    assert linear_cka(X, Y, debiased, backend="torch_cpu") == pytest.approx(ref, rel=1e-10)
+    assert linear_cka(X, Y, debiased, backend="numpy", chunk_size=7) == pytest.approx(
+        ref, rel=1e-10
+    )
+    assert linear_cka(X.astype(np.float32), Y, debiased, backend="numpy") == pytest.approx(
+        linear_cka(X.astype(np.float32).astype(np.float64), Y, debiased), rel=1e-12
+    )

@@ -146,3 +146,72 @@ def test_import_does_not_import_torch():
     code = "import sys, alignpatterns.measures, alignpatterns.measures.ceilings; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def _crossnobis_data(seed=3):
+    rng = np.random.default_rng(seed)
+    Xr = rng.standard_normal((9, 4, 30)) + rng.standard_normal((9, 1, 30))
+    Xr[2, 1, :] = np.nan  # a missing repetition
+    return Xr
+
+
+@pytest.mark.parametrize("metric", ["correlation", "cosine", "euclidean", "sqeuclidean"])
+def test_chunked_equals_unchunked(X, metric):
+    np.testing.assert_allclose(
+        rdm(X, metric, chunk_size=7), rdm(X, metric), rtol=1e-12, atol=1e-12
+    )
+
+
+def test_crossnobis_chunked_equals_unchunked():
+    Xr = _crossnobis_data()
+    np.testing.assert_allclose(
+        rdm(Xr, "crossnobis", chunk_size=4), rdm(Xr, "crossnobis"), rtol=1e-12, atol=1e-12
+    )
+
+
+@pytest.mark.parametrize("metric", ["correlation", "cosine", "euclidean", "sqeuclidean"])
+def test_torch_backend_equals_numpy(X, metric):
+    pytest.importorskip("torch")
+    np.testing.assert_allclose(
+        rdm(X, metric, backend="torch_cpu", chunk_size=11),
+        rdm(X, metric, backend="numpy"),
+        rtol=1e-10,
+        atol=1e-12,
+    )
+
+
+def test_torch_crossnobis_equals_numpy():
+    pytest.importorskip("torch")
+    Xr = _crossnobis_data()
+    np.testing.assert_allclose(
+        rdm(Xr, "crossnobis", backend="torch_cpu"),
+        rdm(Xr, "crossnobis", backend="numpy"),
+        rtol=1e-10,
+        atol=1e-12,
+    )
+
+
+def test_memmap_input_memory_is_bounded(tmp_path):
+    import tracemalloc
+
+    n, p, chunk = 40, 20_000, 500
+    mm = np.lib.format.open_memmap(tmp_path / "x.npy", mode="w+", dtype=np.float32, shape=(n, p))
+    mm[:] = np.random.default_rng(1).standard_normal((n, p)).astype(np.float32)
+    mm.flush()
+    X = np.load(tmp_path / "x.npy", mmap_mode="r")
+    tracemalloc.start()
+    out = rdm(X, "correlation", backend="numpy", chunk_size=chunk)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    # a float64 copy of X would be 6.4 MB; chunks need ~n * chunk * 8 * (a few copies)
+    assert peak < 8 * n * chunk * 6 + 8 * n * n * 4
+    np.testing.assert_allclose(out, pdist(np.asarray(X, dtype=np.float64), "correlation"), atol=1e-10)
+
+
+def test_bad_values_are_located():
+    X = np.random.default_rng(0).standard_normal((5, 30))
+    X[3, 17] = np.nan
+    with pytest.raises(ValueError, match=r"index \(3, 17\)"):
+        rdm(X, "euclidean", chunk_size=4)
+    with pytest.raises(ValueError, match="unknown backend"):
+        rdm(X[:, :3], "euclidean", backend="jax")

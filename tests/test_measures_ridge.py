@@ -134,5 +134,33 @@ def test_errors():
         RidgeCV(ALPHAS).fit(X, Y).predict(X[:, :3])
     with pytest.raises(ValueError, match="n_splits"):
         RidgeCV(ALPHAS, cv=1).fit(X, Y)
-    with pytest.raises(NotImplementedError):
-        RidgeCV(ALPHAS, backend="torch").fit(X, Y)
+    with pytest.raises(ValueError, match="unknown backend"):
+        RidgeCV(ALPHAS, backend="cupy").fit(X, Y)
+
+
+@pytest.mark.parametrize(("n", "p"), [(60, 15), (40, 90)])  # primal and kernel regimes
+@pytest.mark.parametrize("cv", [5, None])
+@pytest.mark.parametrize("fit_intercept", [False, True])
+def test_torch_backend_equals_numpy(n, p, cv, fit_intercept):
+    pytest.importorskip("torch")
+    X, Y, X_test = _data(n, p, 12, seed=n + p + 1)
+    ref = RidgeCV(ALPHAS, cv=cv, fit_intercept=fit_intercept, backend="numpy").fit(X, Y)
+    ours = RidgeCV(ALPHAS, cv=cv, fit_intercept=fit_intercept, backend="torch_cpu").fit(X, Y)
+    assert ours.backend_ == "torch_cpu" and ref.backend_ == "numpy"
+    np.testing.assert_array_equal(ours.best_alphas_, ref.best_alphas_)
+    # LOO residuals divide by 1 - h, which is ~1e-3 at the smallest alpha when p > n
+    np.testing.assert_allclose(ours.alpha_scores_, ref.alpha_scores_, rtol=1e-8)
+    np.testing.assert_allclose(ours.predict(X_test), ref.predict(X_test), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(ours.coef_, ref.coef_, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(ours.intercept_, ref.intercept_, rtol=1e-10, atol=1e-12)
+    assert isinstance(ours.predict(X_test), np.ndarray)
+
+
+def test_many_alphas_few_test_samples_use_both_product_orders():
+    # k = p small: Y is projected on the basis first; k = n_train: the basis is folded in
+    for n, p in [(200, 5), (60, 400)]:
+        X, Y, X_test = _data(n, p, 6, seed=p)
+        ours = RidgeCV(ALPHAS, cv=5).fit(X, Y)
+        ref = _himalaya(X, Y, cv=5)
+        np.testing.assert_allclose(ours.best_alphas_, np.asarray(ref.best_alphas_), rtol=1e-10)
+        np.testing.assert_allclose(ours.cv_scores_, np.asarray(ref.cv_scores_), rtol=1e-8)
