@@ -148,3 +148,78 @@ def test_too_few_subjects_is_refused():
         apa.run_apa(_bb(A, SUBJECTS[:3]), _mb(np.zeros((1, 3, 5)), np.zeros((1, 3, 5)),
                                                subjects=SUBJECTS[:3]),
                     SUBJECTS[:3], ROIS, "m")
+
+
+def _ceilings(C, measure="m", kind="split_half", subjects=SUBJECTS, rois=ROIS):
+    return pd.DataFrame([{"measure": measure, "subject": s, "roi": r, "split": "test",
+                          "kind": kind, "value": C[i, k], "n_reps": 10.0}
+                         for i, s in enumerate(subjects) for k, r in enumerate(rois)])
+
+
+def test_normalized_variant_divides_columns_by_the_target_ceiling():
+    """A reliability-shaped brain tensor: raw offdiag profiles follow each *target* subject's
+    ceilings, normalisation removes that, and the brain baseline matches brute force."""
+    rng = np.random.default_rng(4)
+    P = _pattern(rng)
+    C = rng.uniform(0.3, 1.0, (len(SUBJECTS), len(ROIS)))
+    A = (P[None, None] + 0.2 * rng.standard_normal((6, 6, 5, 5))) * C[None, :, None, :]
+    ce = _ceilings(C)
+    _, summ = apa.run_apa(_bb(A), _mb(np.zeros((1, 6, 5)), np.zeros((1, 6, 5))), SUBJECTS,
+                          ROIS, "m", variants=["normalized_offdiag"], ceilings=ce)
+    brain = summ[summ["candidate"] == "brain"].set_index("roi")
+    An = A / C[None, :, None, :]
+    r, cols = 2, [0, 1, 3, 4]
+    vals = []
+    for s in range(6):
+        for s2 in range(6):
+            if s2 == s:
+                continue
+            rest = [m for m in range(6) if m not in (s, s2)]
+            ref = np.mean([An[a, b] for a in rest for b in rest if a != b], axis=0)
+            vals.append(stats.pearsonr(An[s2, s, r, cols], ref[r, cols])[0])
+    assert brain.loc["C", "aps_mean"] == pytest.approx(np.mean(vals), abs=1e-12)
+    # relerr = ||M - ref|| / ||ref|| is reported on normalized variants only
+    assert np.all(np.isfinite(brain["relerr"]))
+    assert brain["n_entries"].eq(4).all()
+
+
+def test_columns_below_min_ceiling_are_dropped():
+    rng = np.random.default_rng(5)
+    A = _noisy_tensor(_pattern(rng), rng, 0.2)
+    C = np.full((6, 5), 0.8)
+    C[3, 1] = 0.05  # ROI B is unreliable in one subject: column B goes for everyone
+    _, summ = apa.run_apa(_bb(A), _mb(np.zeros((1, 6, 5)), np.zeros((1, 6, 5))), SUBJECTS,
+                          ROIS, "m", variants=["normalized", "normalized_offdiag"],
+                          ceilings=_ceilings(C), min_ceiling=0.1)
+    n = summ[summ["candidate"] == "brain"].set_index(["variant", "roi"])["n_entries"]
+    assert n[("normalized", "A")] == 4 and n[("normalized_offdiag", "A")] == 3
+    assert n[("normalized_offdiag", "B")] == 4  # its own column is gone anyway
+
+
+def test_residual_variant_removes_a_reliability_profile():
+    """A model whose profile is just the target's reliability matches the raw offdiag
+    reference (which follows reliability) but not after the residual regression."""
+    rng = np.random.default_rng(6)
+    R = 8
+    rois = [f"R{i}" for i in range(R)]
+    C = np.tile(np.linspace(0.3, 1.0, R), (6, 1)) + 0.02 * rng.standard_normal((6, R))
+    P = rng.uniform(0, 1, (R, R))
+    A = (P[None, None] + 0.05 * rng.standard_normal((6, 6, R, R)) + 3 * C[None, :, None, :])
+    test = np.repeat(3 * C[None], 2, axis=0)  # profile = reliability, two identical layers
+    mb = _mb(test, test, rois=rois)
+    _, summ = apa.run_apa(_bb(A, rois=rois), mb, SUBJECTS, rois, "m",
+                          variants=["offdiag", "residual"], ceilings=_ceilings(C, rois=rois))
+    model = summ[summ["candidate"] == "model"].groupby("variant")["aps_mean"].mean()
+    brain = summ[summ["candidate"] == "brain"].groupby("variant")["aps_mean"].mean()
+    assert model["offdiag"] > 0.8
+    assert model["residual"] < 0.3 < brain["residual"]
+
+
+def test_variants_needing_ceilings_refuse_without_them():
+    A = np.zeros((6, 6, 5, 5))
+    with pytest.raises(ValueError, match="ceilings"):
+        apa.run_apa(_bb(A), _mb(np.zeros((1, 6, 5)), np.zeros((1, 6, 5))), SUBJECTS, ROIS,
+                    "m", variants=["normalized"])
+    with pytest.raises(ValueError, match="unknown APA variant"):
+        apa.run_apa(_bb(A), _mb(np.zeros((1, 6, 5)), np.zeros((1, 6, 5))), SUBJECTS, ROIS,
+                    "m", variants=["weird"])

@@ -71,3 +71,28 @@ def test_summary_selects_on_train_and_reports_test():
     # b is ~0.2 below a with a tight interval: distinguishable from the best (paper rule)
     assert bool(out.loc["b", "distinguishable_from_best"])
     assert not bool(out.loc["a", "distinguishable_from_best"])
+
+
+@pytest.mark.parametrize(
+    "measure", ["rsa-crossnobis-spearman", "rsa-correlation-spearman", "cka-linear-debiased"]
+)
+def test_split_half_reliability_tracks_the_noise_level(measure):
+    from alignpatterns.data.bmd import ROIData
+    from alignpatterns.patterns.conventional import split_half_reliability
+
+    rng = np.random.default_rng(0)
+    signal = rng.standard_normal((40, 1, 30))
+
+    def roi(noise):
+        reps = signal + noise * rng.standard_normal((40, 10, 30))
+        avg = reps.mean(axis=1)
+        return ROIData(np.arange(30), reps[:, :3], reps, avg, avg, np.ones(30), np.ones(30), 10.0)
+
+    clean, mid, pure = roi(0.05), roi(1.5), None
+    pure_reps = rng.standard_normal((40, 10, 30))
+    pure = ROIData(np.arange(30), pure_reps[:, :3], pure_reps, pure_reps.mean(1),
+                   pure_reps.mean(1), np.ones(30), np.ones(30), 10.0)
+    r_clean, r_mid, r_pure = (split_half_reliability(d, measure) for d in (clean, mid, pure))
+    assert r_clean > 0.97
+    assert 0.2 < r_mid < r_clean
+    assert abs(r_pure) < 0.35

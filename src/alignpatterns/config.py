@@ -108,7 +108,8 @@ def resolve_config(config: dict, repo: Path = DEFAULT_REPO) -> dict:
           "n_components": 20, "x_scaling": "global"}
     lp.update(cfg.get("lp") or {})
     cfg["lp"] = lp
-    apa = {"variants": ["full", "offdiag"], "match": ["pearson"], "margin": 0.1,
+    apa = {"variants": ["full", "offdiag", "normalized", "normalized_offdiag"],
+           "match": ["pearson"], "margin": 0.1, "min_ceiling": 0.1,
            "n_permutations": 0, "n_bootstrap": 0, "missing": "listwise", "preset": None}
     apa.update(cfg.get("apa") or {})
     cfg["apa"] = apa

@@ -57,10 +57,11 @@ TABLE_SCHEMAS: dict[str, dict[str, str]] = {
     "apa_summary": {
         "measure": "string", "variant": "string", "match": "string", "candidate": "string",
         "weights": "string", "roi": "string", "layer": "string", "n_subjects": "int64",
-        "ci_method": "string", "aps_mean": "float64", "aps_ci_low": "float64",
+        "n_entries": "int64", "ci_method": "string", "aps_mean": "float64", "aps_ci_low": "float64",
         "aps_ci_high": "float64", "brain_aps_mean": "float64", "delta": "float64",
         "delta_ci_low": "float64", "delta_ci_high": "float64", "margin": "float64",
-        "spec_margin": "float64", "spec_ci_low": "float64", "p_stimulus": "float64",
+        "spec_margin": "float64", "spec_ci_low": "float64", "relerr": "float64",
+        "p_stimulus": "float64",
         "q_stimulus": "float64", "passes": "boolean",
     },
     "check_data": {

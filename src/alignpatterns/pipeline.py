@@ -228,7 +228,7 @@ def gather_alignment(cfg: dict, mb_paths, bb_paths, ceilings_path, out_mb, out_s
     io.write_table(summary, out_summary, "model_brain_summary", cfg)
 
 
-def apa(cfg: dict, measure: str, mb_path: str, bb_path: str, out_apa: str,
+def apa(cfg: dict, measure: str, mb_path: str, bb_path: str, ceilings_path: str, out_apa: str,
         out_summary: str) -> None:
     """APA for one measure (all variants and candidates)."""
     from alignpatterns.patterns.apa import run_apa
@@ -238,7 +238,9 @@ def apa(cfg: dict, measure: str, mb_path: str, bb_path: str, out_apa: str,
     a = cfg["apa"]
     rows, summary = run_apa(bb[bb["measure"] == measure], mb[mb["measure"] == measure],
                             cfg["subjects"], cfg["rois"], measure, variants=a["variants"],
-                            matches=a["match"], margin=a["margin"])
+                            matches=a["match"], margin=a["margin"],
+                            ceilings=io.read_table(ceilings_path, "ceilings"),
+                            min_ceiling=a["min_ceiling"])
     io.write_table(rows, out_apa, "apa", cfg)
     io.write_table(summary, out_summary, "apa_summary", cfg)
 

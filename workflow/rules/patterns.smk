@@ -5,6 +5,7 @@ rule apa:
     input:
         model_brain="results/tables/model_brain.parquet",
         brain_brain="results/tables/brain_brain.parquet",
+        ceilings="results/tables/ceilings.parquet",
         lib=lib("patterns"),
     output:
         apa="results/apa/{measure}/apa.parquet",

@@ -6,6 +6,7 @@ pipeline.apa(
     snakemake.wildcards.measure,
     snakemake.input.model_brain,
     snakemake.input.brain_brain,
+    snakemake.input.ceilings,
     snakemake.output.apa,
     snakemake.output.summary,
 )

@@ -12,6 +12,13 @@ mean ā^{−{s,s*}}[r] over ordered pairs with neither subject in {s, s*}, and
 
 Model and brain use exactly the same references. Intervals: mean ± t_{S−1}·SE with a
 delete-one-subject jackknife that recomputes references and layer selection.
+
+Variants: ``full`` (every target ROI r′), ``offdiag`` (drop r′ = r), ``normalized`` and
+``normalized_offdiag`` (column r′ divided by the *target* subject's ceiling of ROI r′ in the
+measure's units — LP: mean √NC; RSA/CKA: Spearman–Brown split-half reliability; columns whose
+ceiling is below ``min_ceiling`` in any subject are dropped), and ``residual`` (offdiag entries
+after regressing the reference's grand-mean profile and the target's reliability profile out of
+both vectors). ``relerr`` = ‖M − ā‖/‖ā‖ is reported on the normalized variants.
 """
 
 from __future__ import annotations
@@ -24,7 +31,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-VARIANTS = ("full", "offdiag")
+VARIANTS = ("full", "offdiag", "normalized", "normalized_offdiag", "residual")
+OFFDIAG_VARIANTS = ("offdiag", "normalized_offdiag", "residual")
+NORMALIZED_VARIANTS = ("normalized", "normalized_offdiag")
+CEILING_KIND = {"lp-ridge-pearson": "lp_ceiling"}  # other measures: split_half
 MATCHES = ("pearson", "spearman")
 BRAIN = "brain"
 MIN_SUBJECTS_BASELINE = 4
@@ -89,12 +99,40 @@ def _corr(x: np.ndarray, y: np.ndarray, match: str) -> float:
     return float(np.corrcoef(x, y)[0, 1])
 
 
-def _entries(variant: str, n_rois: int, r: int) -> np.ndarray:
-    if variant == "full":
-        return np.arange(n_rois)
-    if variant == "offdiag":
-        return np.array([j for j in range(n_rois) if j != r])
-    raise ValueError(f"variant {variant!r} is not implemented yet; use one of {VARIANTS}")
+def _residual_corr(x: np.ndarray, y: np.ndarray, covariates: np.ndarray, match: str) -> float:
+    """ρ of x and y after regressing an intercept and ``covariates`` (k, n) out of both."""
+    ok = np.isfinite(x) & np.isfinite(y) & np.all(np.isfinite(covariates), axis=0)
+    Z = np.column_stack([np.ones(ok.sum()), covariates[:, ok].T])
+    if ok.sum() - np.linalg.matrix_rank(Z) < 3:
+        return np.nan
+    proj = Z @ np.linalg.pinv(Z)
+    rx = x[ok] - proj @ x[ok]
+    ry = y[ok] - proj @ y[ok]
+    return _corr(rx, ry, match)
+
+
+def _entries(variant: str, n_rois: int, r: int, columns: np.ndarray | None = None) -> np.ndarray:
+    """Target-ROI entries of row r compared in ``variant`` (``columns``: usable columns)."""
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown APA variant {variant!r}; expected one of {VARIANTS}")
+    keep = np.ones(n_rois, dtype=bool) if columns is None else columns.copy()
+    if variant in OFFDIAG_VARIANTS:
+        keep[r] = False
+    return np.flatnonzero(keep)
+
+
+def target_ceilings(ceilings: pd.DataFrame, measure: str, subjects: Sequence[str],
+                    rois: Sequence[str]) -> np.ndarray:
+    """C[s, r′]: the target subject's ceiling of ROI r′ in the measure's units (test split).
+
+    LP: ``lp_ceiling`` (mean √NC); RSA and CKA: ``split_half`` (Spearman–Brown). NaN where
+    missing.
+    """
+    kind = CEILING_KIND.get(measure, "split_half")
+    d = ceilings[(ceilings["measure"] == measure) & (ceilings["split"] == "test")
+                 & (ceilings["kind"] == kind)]
+    v = d.set_index(["subject", "roi"])["value"]
+    return np.array([[float(v.get((s, r), np.nan)) for r in rois] for s in subjects])
 
 
 @dataclass
@@ -161,50 +199,91 @@ class _Cell:
     per_pair: dict[tuple[int, int], float]
     spec: dict[int, float]
     layer: dict[int, int]
+    relerr: dict[int, float]
 
 
-def _candidate_cell(A, refs, members, r, variant, match, profile_fn) -> _Cell:
-    n_rois = A.shape[2]
-    cols = _entries(variant, n_rois, r)
-    aps, per_pair, spec, layer = {}, {}, {}, {}
+@dataclass
+class _VariantData:
+    """What a variant compares: (possibly normalised) tensors, usable columns, covariates."""
+
+    variant: str
+    A: np.ndarray                    # (S, S, R, R)
+    columns: np.ndarray              # (R,) bool
+    ceil: np.ndarray                 # (S, R) target ceilings (NaN if unknown)
+    scale: np.ndarray                # (S, R) divisor of column r′ for target s (1 if raw)
+
+    def entries(self, r: int) -> np.ndarray:
+        return _entries(self.variant, self.A.shape[2], r, self.columns)
+
+    def match(self, prof, ref, s, r, cols, match) -> float:
+        if self.variant == "residual":
+            cov = np.vstack([np.nanmean(ref[:, cols], axis=0), self.ceil[s, cols]])
+            return _residual_corr(prof[cols], ref[r, cols], cov, match)
+        return _corr(prof[cols], ref[r, cols], match)
+
+
+def _relerr(prof: np.ndarray, ref: np.ndarray) -> float:
+    ok = np.isfinite(prof) & np.isfinite(ref)
+    den = np.linalg.norm(ref[ok])
+    return float(np.linalg.norm(prof[ok] - ref[ok]) / den) if den > 0 else np.nan
+
+
+def _candidate_cell(vd: _VariantData, refs, members, r, match, profile_fn) -> _Cell:
+    n_rois = vd.A.shape[2]
+    cols = vd.entries(r)
+    aps, per_pair, spec, layer, relerr = {}, {}, {}, {}, {}
     for s in members:
-        vals, specs = [], []
+        vals, specs, errs = [], [], []
         for s2 in members:
             if s2 == s:
                 continue
             prof, lay = profile_fn(s, s2)
             layer[s] = lay
             ref = refs[s, s2]
-            v = _corr(prof[cols], ref[r, cols], match)
+            v = vd.match(prof, ref, s, r, cols, match)
             per_pair[s, s2] = v
             vals.append(v)
+            errs.append(_relerr(prof[cols], ref[r, cols]))
             others = []
             for r2 in range(n_rois):
                 if r2 == r:
                     continue
-                c2 = _entries(variant, n_rois, r2)
-                others.append(_corr(prof[c2], ref[r2, c2], match))
+                # offdiag variants drop entry r2 from both vectors, and keep r
+                c2 = vd.entries(r2)
+                others.append(vd.match(prof, ref, s, r2, c2, match))
             with warnings.catch_warnings():  # all-NaN profiles give NaN, by design
                 warnings.simplefilter("ignore", RuntimeWarning)
                 specs.append(v - np.nanmean(others))
         aps[s] = float(np.mean(vals))
         spec[s] = float(np.mean(specs))
-    return _Cell(aps, per_pair, spec, layer)
+        relerr[s] = float(np.mean(errs)) if vd.variant in NORMALIZED_VARIANTS else np.nan
+    return _Cell(aps, per_pair, spec, layer, relerr)
 
 
-def _brain_cell(A, refs, members, r, variant, match) -> _Cell:
-    return _candidate_cell(A, refs, members, r, variant, match,
-                           lambda s, s2: (A[s2, s, r], -1))
+def _brain_cell(vd: _VariantData, refs, members, r, match) -> _Cell:
+    return _candidate_cell(vd, refs, members, r, match, lambda s, s2: (vd.A[s2, s, r], -1))
 
 
-def _model_cell(A, refs, members, r, variant, match, ms: ModelScores) -> _Cell:
+def _model_cell(vd: _VariantData, refs, members, r, match, ms: ModelScores) -> _Cell:
     def profile(s, _s2):
         lay = _select_layer(ms, members, s, r)
         if lay < 0:
-            return np.full(A.shape[2], np.nan), lay
-        return ms.test[lay, s], lay
+            return np.full(vd.A.shape[2], np.nan), lay
+        return ms.test[lay, s] / vd.scale[s], lay
 
-    return _candidate_cell(A, refs, members, r, variant, match, profile)
+    return _candidate_cell(vd, refs, members, r, match, profile)
+
+
+def _variant_data(variant: str, A: np.ndarray, ceil: np.ndarray, min_ceiling: float
+                  ) -> _VariantData:
+    S, _, R, _ = A.shape
+    if variant in NORMALIZED_VARIANTS:
+        with np.errstate(invalid="ignore"):
+            columns = np.all(ceil >= min_ceiling, axis=0)
+        scale = np.where(columns[None, :], ceil, np.nan)
+        An = A / scale[None, :, None, :]
+        return _VariantData(variant, An, columns, ceil, scale)
+    return _VariantData(variant, A, np.ones(R, dtype=bool), ceil, np.ones((S, R)))
 
 
 def _jackknife_ci(full: float, loo: Sequence[float], level: float = 0.95) -> tuple[float, float]:
@@ -218,8 +297,10 @@ def _jackknife_ci(full: float, loo: Sequence[float], level: float = 0.95) -> tup
 
 
 def run_apa(bb: pd.DataFrame, mb: pd.DataFrame, subjects: Sequence[str], rois: Sequence[str],
-            measure: str, variants: Sequence[str] = VARIANTS, matches: Sequence[str] = ("pearson",),
-            margin: float = 0.1) -> tuple[pd.DataFrame, pd.DataFrame]:
+            measure: str, variants: Sequence[str] = ("full", "offdiag"),
+            matches: Sequence[str] = ("pearson",), margin: float = 0.1,
+            ceilings: pd.DataFrame | None = None, min_ceiling: float = 0.1,
+            ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """APA for one measure.
 
     Parameters
@@ -234,6 +315,11 @@ def run_apa(bb: pd.DataFrame, mb: pd.DataFrame, subjects: Sequence[str], rois: S
     variants, matches : sequences of str
     margin : float
         δ of the verdict (stored; the verdict also needs the stimulus-permutation null).
+    ceilings : DataFrame or None
+        The ``ceilings`` table; needed by the normalized and residual variants.
+    min_ceiling : float
+        Target-ROI columns with a ceiling below this in any subject are dropped from the
+        normalized variants.
 
     Returns
     -------
@@ -246,23 +332,36 @@ def run_apa(bb: pd.DataFrame, mb: pd.DataFrame, subjects: Sequence[str], rois: S
     if len(subjects) < MIN_SUBJECTS_BASELINE:
         raise ValueError(f"APA needs ≥ {MIN_SUBJECTS_BASELINE} subjects for a double-exclusion "
                          f"brain baseline; found {len(subjects)}")
+    for v in variants:
+        _entries(v, 1, 0)
+    needs_ceil = [v for v in variants if v in NORMALIZED_VARIANTS or v == "residual"]
+    if needs_ceil and ceilings is None:
+        raise ValueError(f"APA variants {needs_ceil} need the ceilings table")
     tensor = brain_tensor(bb, subjects, rois)
     kept = complete_rois(tensor)
     tensor = brain_tensor(bb, subjects, kept)
     A = tensor.values
+    ceil = (target_ceilings(ceilings, measure, subjects, kept) if ceilings is not None
+            else np.full((len(subjects), len(kept)), np.nan))
     cands = model_scores(mb, subjects, kept)
     S = len(subjects)
     members = list(range(S))
-    refs = _references(A, members)
-    loo_refs = {j: _references(A, [m for m in members if m != j]) for j in members}
+    loo_members = {j: [m for m in members if m != j] for j in members}
     apa_rows, summary_rows = [], []
+    ref_cache: dict[bool, tuple] = {}
     for variant in variants:
+        vd = _variant_data(variant, A, ceil, min_ceiling)
+        norm = variant in NORMALIZED_VARIANTS
+        if norm not in ref_cache:
+            ref_cache[norm] = (_references(vd.A, members),
+                               {j: _references(vd.A, loo_members[j]) for j in members})
+        refs, loo_refs = ref_cache[norm]
         for match in matches:
             for r, roi in enumerate(kept):
-                brain_full = _brain_cell(A, refs, members, r, variant, match)
-                brain_loo = {j: _brain_cell(A, loo_refs[j], [m for m in members if m != j], r,
-                                            variant, match) for j in members}
-                n_entries = len(_entries(variant, len(kept), r))
+                n_entries = len(vd.entries(r))
+                brain_full = _brain_cell(vd, refs, members, r, match)
+                brain_loo = {j: _brain_cell(vd, loo_refs[j], loo_members[j], r, match)
+                             for j in members}
                 base = {"measure": measure, "variant": variant, "match": match,
                         "selection": "score", "roi": roi, "reference": "double-exclusion",
                         "n_entries": n_entries}
@@ -278,15 +377,16 @@ def run_apa(bb: pd.DataFrame, mb: pd.DataFrame, subjects: Sequence[str], rois: S
                 summary_rows.append({
                     "measure": measure, "variant": variant, "match": match, "candidate": BRAIN,
                     "weights": pd.NA, "roi": roi, "layer": pd.NA, "n_subjects": S,
-                    "ci_method": "jackknife-t", "aps_mean": b_mean, "aps_ci_low": lo,
-                    "aps_ci_high": hi, "brain_aps_mean": b_mean, "delta": 0.0,
+                    "n_entries": n_entries, "ci_method": "jackknife-t", "aps_mean": b_mean,
+                    "aps_ci_low": lo, "aps_ci_high": hi, "brain_aps_mean": b_mean, "delta": 0.0,
                     "delta_ci_low": np.nan, "delta_ci_high": np.nan, "margin": margin,
                     "spec_margin": bs_mean, "spec_ci_low": _jackknife_ci(bs_mean, bs_loo)[0],
+                    "relerr": float(np.mean(list(brain_full.relerr.values()))),
                     "p_stimulus": np.nan, "q_stimulus": np.nan, "passes": pd.NA})
                 for ms in cands:
-                    full = _model_cell(A, refs, members, r, variant, match, ms)
-                    loo = {j: _model_cell(A, loo_refs[j], [m for m in members if m != j], r,
-                                          variant, match, ms) for j in members}
+                    full = _model_cell(vd, refs, members, r, match, ms)
+                    loo = {j: _model_cell(vd, loo_refs[j], loo_members[j], r, match, ms)
+                           for j in members}
                     for (s, s2), v in full.per_pair.items():
                         lay = full.layer[s]
                         apa_rows.append({**base, "candidate": ms.name, "weights": ms.weights,
@@ -297,7 +397,7 @@ def run_apa(bb: pd.DataFrame, mb: pd.DataFrame, subjects: Sequence[str], rois: S
                     m_loo = [float(np.mean(list(loo[j].aps.values()))) for j in members]
                     d_full = float(np.mean([full.aps[s] - brain_full.aps[s] for s in members]))
                     d_loo = [float(np.mean([loo[j].aps[s] - brain_loo[j].aps[s]
-                                            for s in members if s != j])) for j in members]
+                                            for s in loo_members[j]])) for j in members]
                     sp = float(np.mean(list(full.spec.values())))
                     sp_loo = [float(np.mean(list(loo[j].spec.values()))) for j in members]
                     lo, hi = _jackknife_ci(m_mean, m_loo)
@@ -308,11 +408,12 @@ def run_apa(bb: pd.DataFrame, mb: pd.DataFrame, subjects: Sequence[str], rois: S
                     summary_rows.append({
                         "measure": measure, "variant": variant, "match": match,
                         "candidate": ms.name, "weights": ms.weights, "roi": roi, "layer": layer,
-                        "n_subjects": S, "ci_method": "jackknife-t", "aps_mean": m_mean,
-                        "aps_ci_low": lo, "aps_ci_high": hi, "brain_aps_mean": b_mean,
-                        "delta": d_full, "delta_ci_low": dlo, "delta_ci_high": dhi,
-                        "margin": margin, "spec_margin": sp,
+                        "n_subjects": S, "n_entries": n_entries, "ci_method": "jackknife-t",
+                        "aps_mean": m_mean, "aps_ci_low": lo, "aps_ci_high": hi,
+                        "brain_aps_mean": b_mean, "delta": d_full, "delta_ci_low": dlo,
+                        "delta_ci_high": dhi, "margin": margin, "spec_margin": sp,
                         "spec_ci_low": _jackknife_ci(sp, sp_loo)[0],
+                        "relerr": float(np.mean(list(full.relerr.values()))),
                         # the verdict also needs the stimulus-permutation null (SPEC §4): NA
                         "p_stimulus": np.nan, "q_stimulus": np.nan, "passes": pd.NA})
     return pd.DataFrame(apa_rows), pd.DataFrame(summary_rows)

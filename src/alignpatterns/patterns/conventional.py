@@ -4,20 +4,62 @@
   ncsnr with n = its number of repetitions (test 10, train 3).
 - RSA ceilings = rsatoolbox ``boot_noise_ceiling`` per subject: lower = compare(pool(others), RDM_s),
   upper = compare(pool(all), RDM_s), with the measure's brain RDMs and Spearman.
-- CKA: NaN (no split-half ceiling configured).
+- CKA: NaN as a ceiling.
+- ``split_half`` (test split, RSA and CKA): Spearman–Brown corrected reliability of the ROI's
+  representation between odd and even test repetitions, the per-target ceiling that the
+  ``normalized`` APA variants divide by (SPEC.md §4); LP normalises by ``lp_ceiling``.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-from alignpatterns.data.bmd import REPS, SubjectData
+from alignpatterns.data.bmd import REPS, ROIData, SubjectData
+from alignpatterns.measures import compare_rdms, linear_cka, rdm
 from alignpatterns.measures.ceilings import rsa_noise_ceiling
 from alignpatterns.patterns.alignment import brain_representation
+
+
+def split_half_reliability(d: ROIData, measure: str) -> float:
+    """Spearman–Brown corrected odd/even split-half reliability of one ROI on the test split.
+
+    Parameters
+    ----------
+    d : ROIData
+        Test repetitions ``d.test_reps`` shaped (n_stimuli, n_reps, n_vertices).
+    measure : str
+        ``rsa-crossnobis-spearman`` (crossnobis RDM of each half, Spearman),
+        ``rsa-correlation-spearman`` (1 − Pearson RDM of each half's average, Spearman) or
+        ``cka-linear-debiased`` (debiased CKA of the two halves' averages).
+
+    Returns
+    -------
+    reliability : float
+        ``2 r / (1 + r)`` with r the half-to-half similarity; NaN when r ≤ −1 or undefined.
+    """
+    reps = d.test_reps
+    halves = (reps[:, 0::2], reps[:, 1::2])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        if measure == "rsa-crossnobis-spearman":
+            a, b = (rdm(h, "crossnobis", backend="numpy") for h in halves)
+            r = compare_rdms(a, b, "spearman")
+        elif measure == "rsa-correlation-spearman":
+            a, b = (rdm(np.nanmean(h, axis=1), "correlation", backend="numpy") for h in halves)
+            r = compare_rdms(a, b, "spearman")
+        elif measure == "cka-linear-debiased":
+            a, b = (np.nanmean(h, axis=1) for h in halves)
+            r = linear_cka(a, b, debiased=True, backend="numpy")
+        else:
+            raise ValueError(f"no split-half reliability for measure {measure!r}")
+    if not np.isfinite(r) or r <= -1:
+        return float("nan")
+    return float(2 * r / (1 + r))
 
 
 def ceiling_rows(subjects: Mapping[str, SubjectData], rois: Sequence[str],
@@ -58,6 +100,13 @@ def ceiling_rows(subjects: Mapping[str, SubjectData], rois: Sequence[str],
                     for s in subs:
                         rows.append({"measure": measure, "subject": s, "roi": roi,
                                      "split": split, "kind": "ceiling_upper", "value": np.nan,
+                                     "n_reps": n_reps})
+                if split == "test" and measure != "lp-ridge-pearson":
+                    for s in subs:
+                        d = subjects[s].rois.get(roi)
+                        val = np.nan if d is None else split_half_reliability(d, measure)
+                        rows.append({"measure": measure, "subject": s, "roi": roi,
+                                     "split": split, "kind": "split_half", "value": val,
                                      "n_reps": n_reps})
     return rows
 
