@@ -223,3 +223,52 @@ def test_variants_needing_ceilings_refuse_without_them():
     with pytest.raises(ValueError, match="unknown APA variant"):
         apa.run_apa(_bb(A), _mb(np.zeros((1, 6, 5)), np.zeros((1, 6, 5))), SUBJECTS, ROIS,
                     "m", variants=["weird"])
+
+
+def _true_pattern_model(seed):
+    rng = np.random.default_rng(seed)
+    P = _pattern(rng)
+    A = _noisy_tensor(P, rng, 0.2)
+    L, S, R = len(ROIS), len(SUBJECTS), len(ROIS)
+    test = np.broadcast_to(P[:, None, :], (L, S, R)).copy()
+    train = np.broadcast_to(np.eye(L)[:, None, :], (L, S, R)).copy()
+    return A, train, test, rng
+
+
+def test_stimulus_permutation_p_value_and_verdict():
+    """A model reproducing the true pattern passes when its permuted scores carry no pattern,
+    and fails when permuting stimuli leaves its profile unchanged (the pattern is not
+    stimulus-driven); p = (1 + #{null ≥ obs}) / (1 + draws); q is BH over candidates × ROIs."""
+    A, train, test, rng = _true_pattern_model(7)
+    D = 199
+    noise_null = rng.standard_normal((D,) + test.shape)  # permuted: profiles are noise
+    same_null = np.broadcast_to(test, (D,) + test.shape).copy()  # permutation-invariant
+    mb = pd.concat([_mb(train, test, name="stimulus_driven"), _mb(train, test, name="generic")])
+    _, summ = apa.run_apa(_bb(A), mb, SUBJECTS, ROIS, "m", variants=["full"],
+                          nulls={"stimulus_driven": noise_null, "generic": same_null})
+    good = summ[summ["candidate"] == "stimulus_driven"].set_index("roi")
+    bad = summ[summ["candidate"] == "generic"].set_index("roi")
+    assert (good["p_stimulus"] == 1 / (D + 1)).all()
+    assert (bad["p_stimulus"] == 1.0).all()
+    models = summ[summ["candidate"] != "brain"]
+    np.testing.assert_allclose(
+        models["q_stimulus"], stats.false_discovery_control(models["p_stimulus"], method="bh"))
+    assert good["passes"].all()
+    assert not bad["passes"].any()
+    assert summ.loc[summ["candidate"] == "brain", "passes"].isna().all()
+
+
+def test_verdict_is_na_without_nulls_or_with_too_few_subjects():
+    A, train, test, rng = _true_pattern_model(8)
+    _, summ = apa.run_apa(_bb(A), _mb(train, test), SUBJECTS, ROIS, "m", variants=["full"])
+    assert summ["passes"].isna().all() and summ["p_stimulus"].isna().all()
+    five = SUBJECTS[:5]
+    null = rng.standard_normal((20, len(ROIS), 5, len(ROIS)))
+    _, summ = apa.run_apa(_bb(A[:5, :5], subjects=five), _mb(train[:, :5], test[:, :5],
+                          subjects=five), five, ROIS, "m", variants=["full"],
+                          nulls={"model": null})
+    assert summ["p_stimulus"].notna().all() or summ["candidate"].eq("brain").any()
+    assert summ["passes"].isna().all()
+    with pytest.raises(ValueError, match="expected shape"):
+        apa.run_apa(_bb(A), _mb(train, test), SUBJECTS, ROIS, "m", variants=["full"],
+                    nulls={"model": null})

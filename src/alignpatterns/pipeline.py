@@ -189,21 +189,32 @@ def _lp_options(cfg, info_path):
 
 
 def model_brain(cfg: dict, model: str, features_path: str, subject_path: str, info_path: str,
-                out: str) -> None:
-    """All measures × layers × ROIs for one model and one subject."""
+                out: str, out_null: str) -> None:
+    """All measures × layers × ROIs for one model and one subject, and the test scores under
+    ``apa.n_permutations`` stimulus permutations of the model (``out_null``, an npz with
+    ``null__<measure>`` arrays shaped (n_draws, n_layers, n_rois))."""
     from alignpatterns.config import model_entry
     from alignpatterns.data.prepared import load_subject
-    from alignpatterns.patterns.alignment import model_brain_rows
+    from alignpatterns.patterns.alignment import model_brain_scores
+    from alignpatterns.patterns.streams import stimulus_permutations
 
     feats, ids = load_features(features_path)
     sd = load_subject(subject_path)
     if ids != sd.train_ids + sd.test_ids:
         raise ValueError(f"{features_path}: stimulus ids differ from {subject_path}")
-    rows = model_brain_rows(feats, sd, cfg["rois"], cfg["measures"],
-                            _lp_options(cfg, info_path))
+    n_test = len(sd.test_ids)
+    n_draws = int(cfg["apa"]["n_permutations"])
+    perms = {m: stimulus_permutations(cfg["seed"], m, model, n_draws, n_test)
+             for m in cfg["measures"]}
+    rows, nulls = model_brain_scores(feats, sd, cfg["rois"], cfg["measures"],
+                                     _lp_options(cfg, info_path), perms)
     df = pd.DataFrame(rows)
     df.insert(1, "model", model)
     df.insert(2, "weights", model_entry(cfg, model)["weights"])
+    arrays = {f"null__{m}": a for m, a in nulls.items()}
+    arrays.update(layers=np.array(list(feats)), rois=np.array(cfg["rois"]),
+                  n_draws=np.array(n_draws))
+    io.save_arrays(out_null, arrays)
     io.write_table(df, out, "model_brain", cfg)
 
 
@@ -228,8 +239,31 @@ def gather_alignment(cfg: dict, mb_paths, bb_paths, ceilings_path, out_mb, out_s
     io.write_table(summary, out_summary, "model_brain_summary", cfg)
 
 
-def apa(cfg: dict, measure: str, mb_path: str, bb_path: str, ceilings_path: str, out_apa: str,
-        out_summary: str) -> None:
+def load_nulls(paths: Sequence[str], measure: str, subjects: Sequence[str]
+               ) -> dict[str, np.ndarray]:
+    """Stimulus-permutation test scores per candidate, (n_draws, n_layers, n_subjects, n_rois).
+
+    ``paths`` are ``.../model_brain_null/<model>/sub-<subject>.npz`` files from ``model_brain``.
+    """
+    per_model: dict[str, dict[str, np.ndarray]] = {}
+    for p in paths:
+        p = Path(p)
+        arrs = io.load_arrays(p)
+        key = f"null__{measure}"
+        if key not in arrs:
+            raise ValueError(f"{p}: no stimulus-permutation scores for measure {measure!r}")
+        per_model.setdefault(p.parent.name, {})[p.stem.removeprefix("sub-")] = arrs[key]
+    out = {}
+    for model, by_sub in per_model.items():
+        missing = [s for s in subjects if s not in by_sub]
+        if missing:
+            raise ValueError(f"stimulus-permutation scores of {model!r} lack subjects {missing}")
+        out[model] = np.stack([by_sub[s] for s in subjects], axis=2)
+    return out
+
+
+def apa(cfg: dict, measure: str, mb_path: str, bb_path: str, ceilings_path: str,
+        null_paths: Sequence[str], out_apa: str, out_summary: str) -> None:
     """APA for one measure (all variants and candidates)."""
     from alignpatterns.patterns.apa import run_apa
 
@@ -240,7 +274,8 @@ def apa(cfg: dict, measure: str, mb_path: str, bb_path: str, ceilings_path: str,
                             cfg["subjects"], cfg["rois"], measure, variants=a["variants"],
                             matches=a["match"], margin=a["margin"],
                             ceilings=io.read_table(ceilings_path, "ceilings"),
-                            min_ceiling=a["min_ceiling"])
+                            min_ceiling=a["min_ceiling"],
+                            nulls=load_nulls(null_paths, measure, cfg["subjects"]))
     io.write_table(rows, out_apa, "apa", cfg)
     io.write_table(summary, out_summary, "apa_summary", cfg)
 

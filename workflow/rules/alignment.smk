@@ -8,7 +8,8 @@ rule model_brain:
         info="results/data/dataset.json",
         lib=lib("measures", "patterns"),
     output:
-        "results/alignment/model_brain/{model}/sub-{subject}.parquet",
+        scores="results/alignment/model_brain/{model}/sub-{subject}.parquet",
+        null="results/alignment/model_brain_null/{model}/sub-{subject}.npz",
     params:
         cfg=model_brain_cfg,
     log:

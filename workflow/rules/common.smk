@@ -53,6 +53,14 @@ def model_brain_files(wildcards=None):
     )
 
 
+def model_brain_null_files(wildcards=None):
+    return expand(
+        "results/alignment/model_brain_null/{model}/sub-{subject}.npz",
+        model=MODELS,
+        subject=SUBJECTS,
+    )
+
+
 def brain_brain_files(wildcards=None):
     return expand(
         "results/alignment/brain_brain/{measure}/sub-{subject}.parquet",
@@ -103,6 +111,7 @@ def model_cfg(wildcards):
 
 def model_brain_cfg(wildcards):
     """Config for one model x subject alignment job."""
-    out = cfg_for("rois", "measures", "lp")
+    out = cfg_for("rois", "measures", "lp", "seed")
     out["models"] = [m for m in CFG["models"] if m["name"] == wildcards.model]
+    out["apa"] = {"n_permutations": CFG["apa"]["n_permutations"]}
     return out

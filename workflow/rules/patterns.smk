@@ -6,6 +6,7 @@ rule apa:
         model_brain="results/tables/model_brain.parquet",
         brain_brain="results/tables/brain_brain.parquet",
         ceilings="results/tables/ceilings.parquet",
+        nulls=model_brain_null_files(),
         lib=lib("patterns"),
     output:
         apa="results/apa/{measure}/apa.parquet",

@@ -7,6 +7,7 @@ pipeline.apa(
     snakemake.input.model_brain,
     snakemake.input.brain_brain,
     snakemake.input.ceilings,
+    snakemake.input.nulls,
     snakemake.output.apa,
     snakemake.output.summary,
 )

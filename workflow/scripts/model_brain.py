@@ -7,5 +7,6 @@ pipeline.model_brain(
     snakemake.input.features,
     snakemake.input.subject,
     snakemake.input.info,
-    snakemake.output[0],
+    snakemake.output.scores,
+    snakemake.output.null,
 )

@@ -37,6 +37,8 @@ from alignpatterns.measures import (
     rank_rdm,
     rdm,
 )
+from alignpatterns.measures.cka import hsic_unbiased
+from alignpatterns.measures.rdm import n_stimuli_from_pairs
 
 MEASURES = ("rsa-crossnobis-spearman", "rsa-correlation-spearman", "cka-linear-debiased",
             "lp-ridge-pearson")
@@ -121,7 +123,7 @@ def model_representation(Z_train: np.ndarray, Z_test: np.ndarray, measure: str) 
 
 def score_sources_to_targets(sources: Mapping[str, Representations],
                              targets: Mapping[str, Representations | None], measure: str,
-                             lp: LPOptions) -> list[dict]:
+                             lp: LPOptions, perms: np.ndarray | None = None):
     """Score every source against every target on both splits.
 
     Parameters
@@ -130,16 +132,30 @@ def score_sources_to_targets(sources: Mapping[str, Representations],
     targets : mapping of target ROI to Representations (None = missing cell → NaN rows)
     measure : str
     lp : LPOptions
+    perms : ndarray of int, shape (n_draws, n_test), optional
+        Stimulus permutations of the test split applied to each source.
 
     Returns
     -------
-    list of dict with keys source, target, split, score, n_source_dims, n_vertices.
+    rows : list of dict
+        Keys source, target, split, score, n_source_dims, n_vertices.
+    nulls : dict of source name → ndarray, shape (n_draws, n_targets)
+        Only with ``perms``: test scores of the permuted source against every target (NaN for
+        missing targets), in the order of ``targets``.
     """
     rows = []
+    nulls = {}
     present = [t for t, rep in targets.items() if rep is not None]
     for src_name, src in sources.items():
         for split in SPLITS:
-            scores = _scores(src, [targets[t] for t in present], measure, split, lp)
+            p = perms if split == "test" else None
+            scores, null = _scores_and_null(src, [targets[t] for t in present], measure, split,
+                                            lp, p)
+            if p is not None:
+                full = np.full((len(p), len(targets)), np.nan)
+                cols = [i for i, t in enumerate(targets) if t in present]
+                full[:, cols] = null
+                nulls[src_name] = full
             n_dims = src.n_dims
             if measure == "lp-ridge-pearson" and lp.n_components is not None:
                 n_dims = min(lp.n_components, src.n_dims)
@@ -149,19 +165,24 @@ def score_sources_to_targets(sources: Mapping[str, Representations],
                              "score": float(by_target.get(tgt, np.nan)),
                              "n_source_dims": n_dims,
                              "n_vertices": 0 if tgt_rep is None else tgt_rep.n_dims})
-    return rows
+    return rows if perms is None else (rows, nulls)
 
 
-def _scores(src: Representations, tgts: Sequence[Representations], measure: str, split: str,
-            lp: LPOptions) -> list[float]:
+def _scores_and_null(src: Representations, tgts: Sequence[Representations], measure: str,
+                     split: str, lp: LPOptions, perms: np.ndarray | None):
+    """Scores of ``src`` against each target and, with ``perms`` (n_draws, n_test), the scores
+    with the source's stimuli permuted, shaped (n_draws, n_targets) (else None)."""
     if not tgts:
-        return []
+        return [], None if perms is None else np.empty((len(perms), 0))
     a = src.values[split]
     if measure.startswith("rsa-"):
         B = np.stack([t.values[split] for t in tgts])
-        return list(np.atleast_1d(compare_rdms(a, B, "spearman", ranked=True)))
+        scores = list(np.atleast_1d(compare_rdms(a, B, "spearman", ranked=True)))
+        return scores, None if perms is None else permuted_rsa(a, B, perms)
     if measure == "cka-linear-debiased":
-        return [cka_from_grams(a, t.values[split], debiased=True) for t in tgts]
+        scores = [cka_from_grams(a, t.values[split], debiased=True) for t in tgts]
+        return scores, None if perms is None else permuted_cka(
+            a, [t.values[split] for t in tgts], perms)
     # LP: all targets in one ridge problem, scored per target ROI
     widths = [t.n_dims for t in tgts]
     edges = np.cumsum([0, *widths])
@@ -179,7 +200,117 @@ def _scores(src: Representations, tgts: Sequence[Representations], measure: str,
     with warnings.catch_warnings():  # constant target vertices score NaN, averaged out below
         warnings.simplefilter("ignore", RuntimeWarning)
         r = correlation_score(Y_true, Y_pred)
-    return [float(np.nanmean(r[lo:hi])) for lo, hi in zip(edges[:-1], edges[1:], strict=True)]
+    scores = [float(np.nanmean(r[lo:hi])) for lo, hi in zip(edges[:-1], edges[1:], strict=True)]
+    if perms is None:
+        return scores, None
+    null = np.column_stack([permuted_lp(Y_true[:, lo:hi], Y_pred[:, lo:hi], perms)
+                            for lo, hi in zip(edges[:-1], edges[1:], strict=True)])
+    return scores, null
+
+
+def permuted_rsa(a: np.ndarray, B: np.ndarray, perms: np.ndarray) -> np.ndarray:
+    """Spearman of the stimulus-permuted source RDM with each target RDM.
+
+    Parameters
+    ----------
+    a : ndarray, shape (n_pairs,)
+        Average ranks of the source RDM (ranks permute with the entries, so they are reused).
+    B : ndarray, shape (n_targets, n_pairs)
+        Average ranks of the target RDMs.
+    perms : ndarray of int, shape (n_draws, n_stimuli)
+
+    Returns
+    -------
+    null : ndarray, shape (n_draws, n_targets)
+    """
+    _check_perms(perms, n_stimuli_from_pairs(a.size))
+    idx = _perm_pair_index(perms)
+    A = a[idx]  # (n_draws, n_pairs)
+    Ac = A - A.mean(axis=1, keepdims=True)
+    Bc = B - B.mean(axis=1, keepdims=True)
+    den = np.sqrt(np.einsum("ij,ij->i", Ac, Ac))[:, None] * np.sqrt(np.einsum("ij,ij->i", Bc, Bc))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (Ac @ Bc.T) / den
+
+
+def _check_perms(perms: np.ndarray, n: int) -> None:
+    perms = np.asarray(perms)
+    if perms.ndim != 2 or perms.shape[1] != n or not np.all(
+            np.sort(perms, axis=1) == np.arange(n)):
+        raise ValueError(f"perms must be permutations of range({n}) shaped (n_draws, {n}); "
+                         f"got shape {perms.shape}")
+
+
+def _perm_pair_index(perms: np.ndarray) -> np.ndarray:
+    """Condensed-RDM index maps (n_draws, n_pairs) of stimulus permutations."""
+    n = perms.shape[1]
+    i, j = np.triu_indices(n, k=1)
+    a, b = perms[:, i], perms[:, j]
+    lo, hi = np.minimum(a, b), np.maximum(a, b)
+    return n * lo - lo * (lo + 1) // 2 + (hi - lo - 1)
+
+
+def permuted_cka(K: np.ndarray, Ls: Sequence[np.ndarray], perms: np.ndarray) -> np.ndarray:
+    """Debiased linear CKA of the stimulus-permuted source Gram ``K[π][:, π]`` with each ``L``.
+
+    Parameters
+    ----------
+    K : ndarray, shape (n, n)
+    Ls : sequence of ndarray, shape (n, n)
+    perms : ndarray of int, shape (n_draws, n)
+
+    Returns
+    -------
+    null : ndarray, shape (n_draws, n_targets)
+        HSIC_u(K, K) is permutation invariant; only the cross terms are recomputed.
+    """
+    n = K.shape[0]
+    _check_perms(perms, n)
+    Kt = K - np.diag(np.diag(K))
+    k1 = Kt.sum(axis=1)
+    kk = hsic_unbiased(K, K)
+    Lt = np.stack([L - np.diag(np.diag(L)) for L in Ls])  # (T, n, n)
+    l1 = Lt.sum(axis=2)  # (T, n)
+    ll = np.array([hsic_unbiased(L, L) for L in Ls])
+    out = np.empty((len(perms), len(Ls)))
+    for start in range(0, len(perms), 256):  # (draws, n, n) blocks of bounded size
+        p = perms[start:start + 256]
+        Kp = Kt[p[:, :, None], p[:, None, :]]
+        tr = np.einsum("dij,tij->dt", Kp, Lt)
+        cross = k1[p] @ l1.T  # (draws, T)
+        out[start:start + 256] = (tr + k1.sum() * l1.sum(axis=1) / ((n - 1) * (n - 2))
+                                  - 2.0 / (n - 2) * cross) / (n * (n - 3))
+    den = kk * ll
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, out / np.sqrt(np.where(den > 0, den, 1.0)), np.nan)
+
+
+def permuted_lp(Y: np.ndarray, P: np.ndarray, perms: np.ndarray) -> np.ndarray:
+    """Mean over target vertices of Pearson r(Y[:, v], P[π, v]) for every permutation π.
+
+    With unit-norm centred columns, r_v(π) = Σ_i Y_iv P_π(i)v, so the mean over vertices is
+    Σ_i G[i, π(i)] / V with G = Y Pᵀ: permuting predictions needs no refit. Constant vertices
+    are left out, as in the observed score.
+
+    Parameters
+    ----------
+    Y, P : ndarray, shape (n_test, n_vertices)
+        Data and predictions.
+    perms : ndarray of int, shape (n_draws, n_test)
+
+    Returns
+    -------
+    null : ndarray, shape (n_draws,)
+    """
+    Yc = Y - Y.mean(axis=0)
+    Pc = P - P.mean(axis=0)
+    ny, npr = np.linalg.norm(Yc, axis=0), np.linalg.norm(Pc, axis=0)
+    ok = (ny > 0) & (npr > 0)
+    if not ok.any():
+        return np.full(len(perms), np.nan)
+    G = (Yc[:, ok] / ny[ok]) @ (Pc[:, ok] / npr[ok]).T
+    rows = np.arange(G.shape[0])
+    return G[rows[None, :], perms].sum(axis=1) / ok.sum()
 
 
 def _k(lp: LPOptions, src: Representations) -> int | None:
@@ -205,18 +336,45 @@ def model_brain_rows(features: Mapping[str, tuple[np.ndarray, np.ndarray]], sd: 
     list of dict with keys measure, layer, layer_index, subject, roi, split, score,
     n_source_dims, n_vertices.
     """
-    rows = []
+    return model_brain_scores(features, sd, rois, measures, lp)[0]
+
+
+def model_brain_scores(features: Mapping[str, tuple[np.ndarray, np.ndarray]], sd: SubjectData,
+                       rois: Sequence[str], measures: Sequence[str], lp: LPOptions,
+                       perms: Mapping[str, np.ndarray] | None = None
+                       ) -> tuple[list[dict], dict[str, np.ndarray]]:
+    """:func:`model_brain_rows` plus stimulus-permutation nulls of the test scores.
+
+    Parameters
+    ----------
+    perms : mapping of measure → ndarray of int, shape (n_draws, n_test), optional
+        One set of permutations per measure, applied to every layer (the same sets must be
+        used for every subject so that a draw permutes the candidate jointly).
+
+    Returns
+    -------
+    rows : list of dict
+        As :func:`model_brain_rows`.
+    nulls : dict of measure → ndarray, shape (n_draws, n_layers, n_rois)
+        Test scores with the model's stimuli permuted (NaN for missing ROIs).
+    """
+    rows, nulls = [], {}
     layer_index = {name: i for i, name in enumerate(features)}
     for measure in measures:
         targets = {roi: brain_representation(sd, roi, measure) for roi in rois}
         sources = {layer: model_representation(Ztr, Zte, measure)
                    for layer, (Ztr, Zte) in features.items()}
-        for row in score_sources_to_targets(sources, targets, measure, lp):
+        p = None if perms is None else perms.get(measure)
+        out = score_sources_to_targets(sources, targets, measure, lp, p)
+        if p is not None:
+            out, null = out
+            nulls[measure] = np.stack([null[layer] for layer in features], axis=1)
+        for row in out:
             rows.append({"measure": measure, "layer": row["source"],
                          "layer_index": layer_index[row["source"]], "subject": sd.subject,
                          "roi": row["target"], "split": row["split"], "score": row["score"],
                          "n_source_dims": row["n_source_dims"], "n_vertices": row["n_vertices"]})
-    return rows
+    return rows, nulls
 
 
 def brain_brain_rows(subjects: Mapping[str, SubjectData], target: str, rois: Sequence[str],

@@ -286,6 +286,70 @@ def _variant_data(variant: str, A: np.ndarray, ceil: np.ndarray, min_ceiling: fl
     return _VariantData(variant, A, np.ones(R, dtype=bool), ceil, np.ones((S, R)))
 
 
+def _rowwise_corr(P: np.ndarray, y: np.ndarray, match: str) -> np.ndarray:
+    """ρ of every row of P (D, k) with y (k,); NaN for constant rows."""
+    if match == "spearman":
+        P = stats.rankdata(P, axis=1)
+        y = stats.rankdata(y)
+    Pc = P - P.mean(axis=1, keepdims=True)
+    yc = y - y.mean()
+    den = np.sqrt(np.einsum("ij,ij->i", Pc, Pc) * (yc @ yc))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = (Pc @ yc) / den
+    out[~(den > 0)] = np.nan
+    return out
+
+
+def _null_aps(vd: _VariantData, refs, members, r, match, ms: ModelScores, N: np.ndarray
+              ) -> np.ndarray:
+    """APS_model(m, r) averaged over target subjects for every permutation draw.
+
+    ``N`` (n_draws, n_layers, n_subjects, n_rois) holds the candidate's test scores with its
+    stimuli permuted; layers are selected on train exactly as for the observed APS.
+    """
+    cols = vd.entries(r)
+    per_target = []
+    for s in members:
+        lay = _select_layer(ms, members, s, r)
+        if lay < 0:
+            return np.full(N.shape[0], np.nan)
+        prof = N[:, lay, s, :] / vd.scale[s]
+        vals = []
+        for s2 in members:
+            if s2 == s:
+                continue
+            ref = refs[s, s2]
+            x, y = prof[:, cols], ref[r, cols]
+            if vd.variant == "residual":
+                cov = np.vstack([np.nanmean(ref[:, cols], axis=0), vd.ceil[s, cols]])
+                Z = np.column_stack([np.ones(len(cols)), cov.T])
+                proj = Z @ np.linalg.pinv(Z)
+                x, y = x - x @ proj.T, y - proj @ y
+            vals.append(_rowwise_corr(x, y, match))
+        per_target.append(np.mean(vals, axis=0))
+    return np.mean(per_target, axis=0)
+
+
+def _p_value(observed: float, null: np.ndarray) -> float:
+    """One-sided permutation p = (1 + #{null ≥ observed}) / (1 + n_valid_draws).
+
+    Draws equal to the observed value up to rounding (1e-12) count as ≥ (conservative).
+    """
+    null = null[np.isfinite(null)]
+    if null.size == 0 or not np.isfinite(observed):
+        return np.nan
+    return float((1 + np.sum(null >= observed - 1e-12)) / (1 + null.size))
+
+
+def _bh(p: np.ndarray) -> np.ndarray:
+    """Benjamini–Hochberg q-values; NaN stays NaN and is not counted."""
+    q = np.full(p.shape, np.nan)
+    ok = np.isfinite(p)
+    if ok.any():
+        q[ok] = stats.false_discovery_control(p[ok], method="bh")
+    return q
+
+
 def _jackknife_ci(full: float, loo: Sequence[float], level: float = 0.95) -> tuple[float, float]:
     loo = np.asarray(loo, dtype=float)
     n = loo.size
@@ -300,6 +364,7 @@ def run_apa(bb: pd.DataFrame, mb: pd.DataFrame, subjects: Sequence[str], rois: S
             measure: str, variants: Sequence[str] = ("full", "offdiag"),
             matches: Sequence[str] = ("pearson",), margin: float = 0.1,
             ceilings: pd.DataFrame | None = None, min_ceiling: float = 0.1,
+            nulls: dict[str, np.ndarray] | None = None,
             ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """APA for one measure.
 
@@ -320,6 +385,14 @@ def run_apa(bb: pd.DataFrame, mb: pd.DataFrame, subjects: Sequence[str], rois: S
     min_ceiling : float
         Target-ROI columns with a ceiling below this in any subject are dropped from the
         normalized variants.
+    nulls : dict of candidate → ndarray, shape (n_draws, n_layers, n_subjects, n_rois), optional
+        Test scores of each candidate with its stimuli permuted (one permutation per draw for
+        all subjects and ROIs; layers in ``layer_index`` order, subjects and ROIs in the order
+        of ``subjects`` and ``rois``). They give ``p_stimulus`` (one-sided, APS_model against
+        its permutation distribution), ``q_stimulus`` (Benjamini–Hochberg over candidates ×
+        ROIs within each variant × match) and the verdict
+        ``passes = (Δ_ci_low > −margin) ∧ (spec_ci_low > 0) ∧ (q_stimulus < 0.05)``; without
+        them (or with fewer than 6 subjects) the verdict is NA.
 
     Returns
     -------
@@ -344,6 +417,16 @@ def run_apa(bb: pd.DataFrame, mb: pd.DataFrame, subjects: Sequence[str], rois: S
     ceil = (target_ceilings(ceilings, measure, subjects, kept) if ceilings is not None
             else np.full((len(subjects), len(kept)), np.nan))
     cands = model_scores(mb, subjects, kept)
+    kept_idx = [list(rois).index(r) for r in kept]
+    cand_nulls = {}
+    for ms in cands:
+        N = None if nulls is None else nulls.get(ms.name)
+        if N is not None:
+            if N.shape[1:] != (len(ms.layers), len(subjects), len(rois)):
+                raise ValueError(f"null scores of {ms.name!r}: expected shape (draws, "
+                                 f"{len(ms.layers)}, {len(subjects)}, {len(rois)}), got {N.shape}")
+            N = N[..., kept_idx]
+        cand_nulls[ms.name] = N
     S = len(subjects)
     members = list(range(S))
     loo_members = {j: [m for m in members if m != j] for j in members}
@@ -402,6 +485,9 @@ def run_apa(bb: pd.DataFrame, mb: pd.DataFrame, subjects: Sequence[str], rois: S
                     sp_loo = [float(np.mean(list(loo[j].spec.values()))) for j in members]
                     lo, hi = _jackknife_ci(m_mean, m_loo)
                     dlo, dhi = _jackknife_ci(d_full, d_loo)
+                    N = cand_nulls[ms.name]
+                    p_stim = (np.nan if N is None or N.shape[0] == 0 else
+                              _p_value(m_mean, _null_aps(vd, refs, members, r, match, ms, N)))
                     # most common selected layer across target subjects (display)
                     lays = [full.layer[s] for s in members if full.layer[s] >= 0]
                     layer = ms.layers[max(set(lays), key=lays.count)] if lays else pd.NA
@@ -414,9 +500,27 @@ def run_apa(bb: pd.DataFrame, mb: pd.DataFrame, subjects: Sequence[str], rois: S
                         "delta_ci_high": dhi, "margin": margin, "spec_margin": sp,
                         "spec_ci_low": _jackknife_ci(sp, sp_loo)[0],
                         "relerr": float(np.mean(list(full.relerr.values()))),
-                        # the verdict also needs the stimulus-permutation null (SPEC §4): NA
-                        "p_stimulus": np.nan, "q_stimulus": np.nan, "passes": pd.NA})
-    return pd.DataFrame(apa_rows), pd.DataFrame(summary_rows)
+                        "p_stimulus": p_stim, "q_stimulus": np.nan, "passes": pd.NA})
+    summary = pd.DataFrame(summary_rows)
+    return pd.DataFrame(apa_rows), _verdicts(summary, S)
+
+
+def _verdicts(summary: pd.DataFrame, n_subjects: int) -> pd.DataFrame:
+    """q_stimulus (BH within measure × variant × match over candidates × ROIs) and passes."""
+    if summary.empty:
+        return summary
+    summary["passes"] = pd.array([pd.NA] * len(summary), dtype="boolean")
+    models = summary["candidate"] != BRAIN
+    for _, g in summary[models].groupby(["measure", "variant", "match"], sort=False):
+        q = _bh(g["p_stimulus"].to_numpy(dtype=float))
+        summary.loc[g.index, "q_stimulus"] = q
+        if n_subjects < MIN_SUBJECTS_VERDICT or not np.isfinite(q).any():
+            continue  # verdicts are NA below 6 subjects or without the permutation null
+        with np.errstate(invalid="ignore"):
+            ok = ((g["delta_ci_low"].to_numpy(float) > -g["margin"].to_numpy(float))
+                  & (g["spec_ci_low"].to_numpy(float) > 0) & (q < 0.05))
+        summary.loc[g.index, "passes"] = ok  # a NaN part (undefined APS) counts as fail
+    return summary
 
 
 def selected_layers(mb: pd.DataFrame, subjects: Sequence[str], rois: Sequence[str]
