@@ -31,6 +31,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from alignpatterns.measures.stats import fdr_bh
+
 VARIANTS = ("full", "offdiag", "normalized", "normalized_offdiag", "residual")
 OFFDIAG_VARIANTS = ("offdiag", "normalized_offdiag", "residual")
 NORMALIZED_VARIANTS = ("normalized", "normalized_offdiag")
@@ -341,15 +343,6 @@ def _p_value(observed: float, null: np.ndarray) -> float:
     return float((1 + np.sum(null >= observed - 1e-12)) / (1 + null.size))
 
 
-def _bh(p: np.ndarray) -> np.ndarray:
-    """Benjamini–Hochberg q-values; NaN stays NaN and is not counted."""
-    q = np.full(p.shape, np.nan)
-    ok = np.isfinite(p)
-    if ok.any():
-        q[ok] = stats.false_discovery_control(p[ok], method="bh")
-    return q
-
-
 def _jackknife_ci(full: float, loo: Sequence[float], level: float = 0.95) -> tuple[float, float]:
     loo = np.asarray(loo, dtype=float)
     n = loo.size
@@ -512,7 +505,7 @@ def _verdicts(summary: pd.DataFrame, n_subjects: int) -> pd.DataFrame:
     summary["passes"] = pd.array([pd.NA] * len(summary), dtype="boolean")
     models = summary["candidate"] != BRAIN
     for _, g in summary[models].groupby(["measure", "variant", "match"], sort=False):
-        q = _bh(g["p_stimulus"].to_numpy(dtype=float))
+        q = fdr_bh(g["p_stimulus"].to_numpy(dtype=float))
         summary.loc[g.index, "q_stimulus"] = q
         if n_subjects < MIN_SUBJECTS_VERDICT or not np.isfinite(q).any():
             continue  # verdicts are NA below 6 subjects or without the permutation null
