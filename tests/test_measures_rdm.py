@@ -215,3 +215,18 @@ def test_bad_values_are_located():
         rdm(X, "euclidean", chunk_size=4)
     with pytest.raises(ValueError, match="unknown backend"):
         rdm(X[:, :3], "euclidean", backend="jax")
+
+
+def test_auto_backend_does_not_import_torch_without_a_gpu_driver():
+    from alignpatterns.measures._backend import _nvidia_driver_present
+
+    if _nvidia_driver_present():
+        pytest.skip("an NVIDIA driver is present: 'auto' may use CUDA here")
+    code = (
+        "import sys, numpy as np\n"
+        "from alignpatterns.measures import RidgeCV, linear_cka, rdm\n"
+        "X = np.random.default_rng(0).standard_normal((12, 5))\n"
+        "RidgeCV([1.0, 10.0], cv=3).fit(X, X[:, :2]); rdm(X, 'euclidean'); linear_cka(X, X)\n"
+        "assert 'torch' not in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

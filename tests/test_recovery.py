@@ -94,3 +94,29 @@ def test_group_pattern_matches_the_noiseless_pattern(default_run, measure):
     expected = np.array(truth["expected_pattern"][measure])
     r = np.corrcoef(est.to_numpy().ravel(), expected.ravel())[0, 1]
     assert r >= 0.8, r
+
+
+@pytest.mark.slow
+@pytest.mark.workflow
+@pytest.mark.parametrize("measure", ["rsa-crossnobis-spearman", "rsa-correlation-spearman",
+                                     "cka-linear-debiased", "lp-ridge-pearson"])
+def test_brain_baseline_is_stable_on_normalized(default_run, measure):
+    _, _, s = default_run
+    d = s[(s["measure"] == measure) & (s["variant"] == "normalized")]
+    brain = d.query("candidate == 'brain'")["aps_mean"]
+    assert brain.mean() >= 0.5, brain.round(2).tolist()
+
+
+@pytest.mark.slow
+@pytest.mark.workflow
+@pytest.mark.parametrize("measure", ["rsa-crossnobis-spearman", "cka-linear-debiased"])
+def test_oracle_passes_in_most_rois_and_verdicts_are_complete(default_run, measure):
+    """With 6 subjects and 1000 stimulus permutations every model cell has a verdict; the
+    oracle (the generator's own weights) passes more ROIs than any other candidate."""
+    _, _, s = default_run
+    cells = _offdiag(s, measure).query("candidate != 'brain'")
+    assert cells["passes"].notna().all()
+    assert (cells["p_stimulus"] > 0).all() and (cells["q_stimulus"] >= cells["p_stimulus"]).all()
+    n_pass = cells.groupby("candidate")["passes"].sum()
+    assert n_pass["oracle"] >= 5, n_pass.to_dict()
+    assert n_pass["oracle"] > n_pass.drop("oracle").max(), n_pass.to_dict()
