@@ -272,3 +272,62 @@ def test_verdict_is_na_without_nulls_or_with_too_few_subjects():
     with pytest.raises(ValueError, match="expected shape"):
         apa.run_apa(_bb(A), _mb(train, test), SUBJECTS, ROIS, "m", variants=["full"],
                     nulls={"model": null})
+
+
+def test_adding_a_model_changes_no_other_row_except_the_bh_family():
+    """Each candidate's scores, intervals and permutation p-values depend on it alone; only
+    q_stimulus (and so passes) depends on the family of candidates BH corrects over."""
+    A, train, test, rng = _true_pattern_model(9)
+    nulls = {n: rng.standard_normal((50,) + test.shape) for n in ("m1", "m2", "m3")}
+    two = pd.concat([_mb(train, test, name="m1"), _mb(train + 1, test * 0.5, name="m2")])
+    three = pd.concat([two, _mb(train, test[::-1], name="m3")])
+    rows2, s2 = apa.run_apa(_bb(A), two, SUBJECTS, ROIS, "m", variants=["full", "offdiag"],
+                            nulls=nulls)
+    rows3, s3 = apa.run_apa(_bb(A), three, SUBJECTS, ROIS, "m", variants=["full", "offdiag"],
+                            nulls=nulls)
+    keep = s3[s3["candidate"] != "m3"].reset_index(drop=True)
+    cols = [c for c in s2.columns if c not in ("q_stimulus", "passes")]
+    pd.testing.assert_frame_equal(s2[cols].reset_index(drop=True), keep[cols])
+    pd.testing.assert_frame_equal(rows2.reset_index(drop=True),
+                                  rows3[rows3["candidate"] != "m3"].reset_index(drop=True))
+
+
+def test_permutation_streams_are_per_candidate_and_reproducible():
+    from alignpatterns.patterns.streams import stimulus_permutations
+
+    a = stimulus_permutations(1, "m", "vgg11", 20, 30)
+    np.testing.assert_array_equal(a, stimulus_permutations(1, "m", "vgg11", 20, 30))
+    assert not np.array_equal(a, stimulus_permutations(1, "m", "oracle", 20, 30))
+    assert not np.array_equal(a, stimulus_permutations(2, "m", "vgg11", 20, 30))
+    assert (np.sort(a, axis=1) == np.arange(30)).all()
+    # more draws extend the same stream: the first 20 are unchanged
+    np.testing.assert_array_equal(a, stimulus_permutations(1, "m", "vgg11", 40, 30)[:20])
+
+
+def test_generic_null_profiles():
+    """A tensor whose columns follow target reliability: the reliability null scores high on the
+    raw variant and is undefined (constant) after normalisation; the grand-mean null equals the
+    reference's mean over source ROIs, computed by brute force."""
+    rng = np.random.default_rng(10)
+    R = 8
+    rois = [f"R{i}" for i in range(R)]
+    C = np.tile(np.linspace(0.3, 1.0, R), (6, 1)) + 0.01 * rng.standard_normal((6, R))
+    A = 3 * C[None, :, None, :] + 0.05 * rng.standard_normal((6, 6, R, R))
+    out = apa.generic_null_rows(_bb(A, rois=rois), SUBJECTS, rois, "m",
+                                variants=["offdiag", "normalized"],
+                                ceilings=_ceilings(C, rois=rois))
+    rel = out[out["null"] == "target-reliability"].set_index(["variant", "roi"])["aps_mean"]
+    assert (rel.loc["offdiag"] > 0.9).all()
+    assert rel.loc["normalized"].isna().all()
+    gm = out[(out["null"] == "grand-mean") & (out["variant"] == "offdiag")].set_index("roi")
+    r, cols = 3, [c for c in range(R) if c != 3]
+    vals = []
+    for s in range(6):
+        for s2 in range(6):
+            if s2 == s:
+                continue
+            rest = [m for m in range(6) if m not in (s, s2)]
+            ref = np.mean([A[a, b] for a in rest for b in rest if a != b], axis=0)
+            vals.append(stats.pearsonr(ref.mean(axis=0)[cols], ref[r, cols])[0])
+    assert gm.loc["R3", "aps_mean"] == pytest.approx(np.mean(vals), abs=1e-12)
+    assert set(out.columns) >= {"delta", "delta_ci_low", "spec_margin", "brain_aps_mean"}

@@ -64,6 +64,13 @@ TABLE_SCHEMAS: dict[str, dict[str, str]] = {
         "p_stimulus": "float64",
         "q_stimulus": "float64", "passes": "boolean",
     },
+    "apa_nulls": {
+        "measure": "string", "variant": "string", "match": "string", "null": "string",
+        "roi": "string", "n_subjects": "int64", "n_entries": "int64", "aps_mean": "float64",
+        "aps_ci_low": "float64", "aps_ci_high": "float64", "brain_aps_mean": "float64",
+        "delta": "float64", "delta_ci_low": "float64", "delta_ci_high": "float64",
+        "spec_margin": "float64",
+    },
     "check_data": {
         "subject": "string", "roi": "string", "n_vertices": "int64", "n_reliable": "int64",
         "median_ncsnr": "float64", "missing": "boolean", "reason": "string",
@@ -80,6 +87,7 @@ TABLE_KEYS: dict[str, list[str]] = {
     "apa": ["measure", "variant", "match", "selection", "candidate", "weights", "roi", "subject",
             "stand_in_subject"],
     "apa_summary": ["measure", "variant", "match", "candidate", "weights", "roi"],
+    "apa_nulls": ["measure", "variant", "match", "null", "roi"],
     "check_data": ["subject", "roi"],
 }
 

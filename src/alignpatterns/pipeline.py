@@ -263,21 +263,26 @@ def load_nulls(paths: Sequence[str], measure: str, subjects: Sequence[str]
 
 
 def apa(cfg: dict, measure: str, mb_path: str, bb_path: str, ceilings_path: str,
-        null_paths: Sequence[str], out_apa: str, out_summary: str) -> None:
-    """APA for one measure (all variants and candidates)."""
-    from alignpatterns.patterns.apa import run_apa
+        null_paths: Sequence[str], out_apa: str, out_summary: str, out_nulls: str) -> None:
+    """APA for one measure (all variants and candidates) and the generic null profiles."""
+    from alignpatterns.patterns.apa import generic_null_rows, run_apa
 
     mb = io.read_table(mb_path, "model_brain")
     bb = io.read_table(bb_path, "brain_brain")
     a = cfg["apa"]
-    rows, summary = run_apa(bb[bb["measure"] == measure], mb[mb["measure"] == measure],
+    ceilings = io.read_table(ceilings_path, "ceilings")
+    bb = bb[bb["measure"] == measure]
+    rows, summary = run_apa(bb, mb[mb["measure"] == measure],
                             cfg["subjects"], cfg["rois"], measure, variants=a["variants"],
-                            matches=a["match"], margin=a["margin"],
-                            ceilings=io.read_table(ceilings_path, "ceilings"),
+                            matches=a["match"], margin=a["margin"], ceilings=ceilings,
                             min_ceiling=a["min_ceiling"],
                             nulls=load_nulls(null_paths, measure, cfg["subjects"]))
+    generic = generic_null_rows(bb, cfg["subjects"], cfg["rois"], measure,
+                                variants=a["variants"], matches=a["match"], ceilings=ceilings,
+                                min_ceiling=a["min_ceiling"])
     io.write_table(rows, out_apa, "apa", cfg)
     io.write_table(summary, out_summary, "apa_summary", cfg)
+    io.write_table(generic, out_nulls, "apa_nulls", cfg)
 
 
 def gather_tables(paths: Sequence[str], kind: str, out: str, cfg: dict) -> None:

@@ -86,6 +86,7 @@ def final_outputs():
         "ceilings",
         "apa",
         "apa_summary",
+        "apa_nulls",
     ]
     return (
         expand("results/tables/{table}.parquet", table=tables)

@@ -11,6 +11,7 @@ rule apa:
     output:
         apa="results/apa/{measure}/apa.parquet",
         summary="results/apa/{measure}/apa_summary.parquet",
+        nulls="results/apa/{measure}/apa_nulls.parquet",
     params:
         cfg=cfg_for("subjects", "rois", "apa"),
     log:
@@ -31,10 +32,12 @@ rule gather_apa:
     input:
         apa=expand("results/apa/{measure}/apa.parquet", measure=MEASURES),
         summary=expand("results/apa/{measure}/apa_summary.parquet", measure=MEASURES),
+        nulls=expand("results/apa/{measure}/apa_nulls.parquet", measure=MEASURES),
         lib=lib("io.py"),
     output:
         apa="results/tables/apa.parquet",
         summary="results/tables/apa_summary.parquet",
+        nulls="results/tables/apa_nulls.parquet",
     params:
         cfg=cfg_for("measures"),
     log:

@@ -10,4 +10,5 @@ pipeline.apa(
     snakemake.input.nulls,
     snakemake.output.apa,
     snakemake.output.summary,
+    snakemake.output.nulls,
 )

@@ -516,6 +516,82 @@ def _verdicts(summary: pd.DataFrame, n_subjects: int) -> pd.DataFrame:
     return summary
 
 
+GENERIC_NULLS = ("target-reliability", "grand-mean")
+
+
+def _null_profile(name: str, vd: _VariantData, refs):
+    """Profile function (s, s*) → (profile over target ROIs, -1) of a generic null (N2)."""
+    if name == "target-reliability":
+        return lambda s, s2: (vd.ceil[s] / vd.scale[s], -1)
+    if name == "grand-mean":
+        def grand_mean(s, s2):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                return np.nanmean(refs[s, s2], axis=0), -1
+        return grand_mean
+    raise ValueError(f"unknown generic null {name!r}; expected one of {GENERIC_NULLS}")
+
+
+def generic_null_rows(bb: pd.DataFrame, subjects: Sequence[str], rois: Sequence[str],
+                      measure: str, variants: Sequence[str] = ("full", "offdiag"),
+                      matches: Sequence[str] = ("pearson",), ceilings: pd.DataFrame | None = None,
+                      min_ceiling: float = 0.1) -> pd.DataFrame:
+    """APS of generic profiles standing in for every ROI (SPEC.md §4, nulls N2).
+
+    ``target-reliability``: the target subject's ceiling profile C_s (constant after
+    normalisation, hence NaN on the normalized variants); ``grand-mean``: the reference's mean
+    over source ROIs, mean_r ā^{−{s,s*}}[r, :]. Both are scored against exactly the references
+    of :func:`run_apa`, with the same jackknife-t intervals and Δ against the brain baseline. A
+    candidate whose APS does not exceed these is not telling ROIs apart.
+
+    Returns
+    -------
+    DataFrame
+        Table ``apa_nulls``: measure, variant, match, null, roi, n_subjects, n_entries,
+        aps_mean, aps_ci_low, aps_ci_high, brain_aps_mean, delta, delta_ci_low, delta_ci_high,
+        spec_margin.
+    """
+    subjects = list(subjects)
+    tensor = brain_tensor(bb, subjects, rois)
+    kept = complete_rois(tensor)
+    A = brain_tensor(bb, subjects, kept).values
+    ceil = (target_ceilings(ceilings, measure, subjects, kept) if ceilings is not None
+            else np.full((len(subjects), len(kept)), np.nan))
+    members = list(range(len(subjects)))
+    loo_members = {j: [m for m in members if m != j] for j in members}
+    rows = []
+    for variant in variants:
+        vd = _variant_data(variant, A, ceil, min_ceiling)
+        refs = _references(vd.A, members)
+        loo_refs = {j: _references(vd.A, loo_members[j]) for j in members}
+        for match in matches:
+            for r, roi in enumerate(kept):
+                brain = _brain_cell(vd, refs, members, r, match)
+                brain_loo = {j: _brain_cell(vd, loo_refs[j], loo_members[j], r, match)
+                             for j in members}
+                b_mean = float(np.mean(list(brain.aps.values())))
+                for name in GENERIC_NULLS:
+                    full = _candidate_cell(vd, refs, members, r, match,
+                                           _null_profile(name, vd, refs))
+                    loo = {j: _candidate_cell(vd, loo_refs[j], loo_members[j], r, match,
+                                              _null_profile(name, vd, loo_refs[j]))
+                           for j in members}
+                    m_mean = float(np.mean(list(full.aps.values())))
+                    lo, hi = _jackknife_ci(m_mean, [float(np.mean(list(loo[j].aps.values())))
+                                                    for j in members])
+                    d_full = float(np.mean([full.aps[s] - brain.aps[s] for s in members]))
+                    dlo, dhi = _jackknife_ci(d_full, [
+                        float(np.mean([loo[j].aps[s] - brain_loo[j].aps[s]
+                                       for s in loo_members[j]])) for j in members])
+                    rows.append({"measure": measure, "variant": variant, "match": match,
+                                 "null": name, "roi": roi, "n_subjects": len(subjects),
+                                 "n_entries": len(vd.entries(r)), "aps_mean": m_mean,
+                                 "aps_ci_low": lo, "aps_ci_high": hi, "brain_aps_mean": b_mean,
+                                 "delta": d_full, "delta_ci_low": dlo, "delta_ci_high": dhi,
+                                 "spec_margin": float(np.mean(list(full.spec.values())))})
+    return pd.DataFrame(rows)
+
+
 def selected_layers(mb: pd.DataFrame, subjects: Sequence[str], rois: Sequence[str]
                     ) -> pd.DataFrame:
     """ℓ*(m, r, s) for every candidate, ROI and target subject (leave-subject-out, train)."""
