@@ -150,6 +150,21 @@ def test_too_few_subjects_is_refused():
                     SUBJECTS[:3], ROIS, "m")
 
 
+def _brute_force_aps(A, r, cols, profile):
+    """mean over targets s and stand-ins s* of Pearson(profile(s, s*, ref), ref[r]) on ``cols``
+    with the double-exclusion reference ref = ā^{−{s,s*}}, by explicit loops."""
+    S = A.shape[0]
+    vals = []
+    for s in range(S):
+        for s2 in range(S):
+            if s2 == s:
+                continue
+            rest = [m for m in range(S) if m not in (s, s2)]
+            ref = np.mean([A[a, b] for a in rest for b in rest if a != b], axis=0)
+            vals.append(stats.pearsonr(profile(s, s2, ref)[cols], ref[r, cols])[0])
+    return np.mean(vals)
+
+
 def _ceilings(C, measure="m", kind="split_half", subjects=SUBJECTS, rois=ROIS):
     return pd.DataFrame([{"measure": measure, "subject": s, "roi": r, "split": "test",
                           "kind": kind, "value": C[i, k], "n_reps": 10.0}
@@ -169,15 +184,8 @@ def test_normalized_variant_divides_columns_by_the_target_ceiling():
     brain = summ[summ["candidate"] == "brain"].set_index("roi")
     An = A / C[None, :, None, :]
     r, cols = 2, [0, 1, 3, 4]
-    vals = []
-    for s in range(6):
-        for s2 in range(6):
-            if s2 == s:
-                continue
-            rest = [m for m in range(6) if m not in (s, s2)]
-            ref = np.mean([An[a, b] for a in rest for b in rest if a != b], axis=0)
-            vals.append(stats.pearsonr(An[s2, s, r, cols], ref[r, cols])[0])
-    assert brain.loc["C", "aps_mean"] == pytest.approx(np.mean(vals), abs=1e-12)
+    expect = _brute_force_aps(An, r, cols, lambda s, s2, ref: An[s2, s, r])
+    assert brain.loc["C", "aps_mean"] == pytest.approx(expect, abs=1e-12)
     # relerr = ||M - ref|| / ||ref|| is reported on normalized variants only
     assert np.all(np.isfinite(brain["relerr"]))
     assert brain["n_entries"].eq(4).all()
@@ -321,13 +329,6 @@ def test_generic_null_profiles():
     assert rel.loc["normalized"].isna().all()
     gm = out[(out["null"] == "grand-mean") & (out["variant"] == "offdiag")].set_index("roi")
     r, cols = 3, [c for c in range(R) if c != 3]
-    vals = []
-    for s in range(6):
-        for s2 in range(6):
-            if s2 == s:
-                continue
-            rest = [m for m in range(6) if m not in (s, s2)]
-            ref = np.mean([A[a, b] for a in rest for b in rest if a != b], axis=0)
-            vals.append(stats.pearsonr(ref.mean(axis=0)[cols], ref[r, cols])[0])
-    assert gm.loc["R3", "aps_mean"] == pytest.approx(np.mean(vals), abs=1e-12)
+    expect = _brute_force_aps(A, r, cols, lambda s, s2, ref: ref.mean(axis=0))
+    assert gm.loc["R3", "aps_mean"] == pytest.approx(expect, abs=1e-12)
     assert set(out.columns) >= {"delta", "delta_ci_low", "spec_margin", "brain_aps_mean"}

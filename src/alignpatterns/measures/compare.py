@@ -62,6 +62,30 @@ def _average_ranks(x: np.ndarray) -> np.ndarray:
     return out
 
 
+def check_rdm_pair(a, b) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Validate a condensed RDM ``a`` and one or several ``b`` of the same length.
+
+    Returns
+    -------
+    a : ndarray, shape (n_pairs,)
+    B : ndarray, shape (n_rdms, n_pairs)
+        ``b`` as 2-D.
+    scalar : bool
+        True if ``b`` was 1-D.
+    """
+    a = as_float_array(a, "a", 1)
+    b = as_float_array(b, "b", (1, 2))
+    scalar = b.ndim == 1
+    B = b[None, :] if scalar else b
+    if B.shape[1] != a.shape[0]:
+        raise ValueError(
+            f"a and b must have the same number of RDM entries; got {a.shape[0]} and {B.shape[1]}"
+        )
+    if B.shape[0] < 1:
+        raise ValueError("b: needs at least one RDM")
+    return a, B, scalar
+
+
 def compare_rdms(a, b, method: str, *, ranked: bool = False):
     """Compare a condensed RDM with one or several others.
 
@@ -102,14 +126,7 @@ def compare_rdms(a, b, method: str, *, ranked: bool = False):
         raise ValueError(f"unknown RDM comparison method {method!r}; expected one of {METHODS}")
     if ranked and method not in _RANK_METHODS:
         raise ValueError(f"ranked=True is only meaningful for {_RANK_METHODS}, not {method!r}")
-    a = as_float_array(a, "a", 1)
-    b = as_float_array(b, "b", (1, 2))
-    scalar = b.ndim == 1
-    B = b[None, :] if scalar else b
-    if B.shape[1] != a.shape[0]:
-        raise ValueError(
-            f"a and b must have the same number of RDM entries; got {a.shape[0]} and {B.shape[1]}"
-        )
+    a, B, scalar = check_rdm_pair(a, b)
     if a.shape[0] < 2:
         raise ValueError("RDMs need at least 2 entries (3 stimuli) to be compared")
     if method in _RANK_METHODS and not ranked:

@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from ._validation import as_float_array
-from .compare import METHODS, compare_rdms, rank_rdm
+from .compare import METHODS, check_rdm_pair, compare_rdms, rank_rdm
 from .rdm import n_stimuli_from_pairs, permute_rdm
 
 __all__ = [
@@ -300,16 +300,7 @@ def bootstrap_compare_rdms(a, b, method: str, indices, *, n_jobs: int = 1) -> np
             f"unknown RDM comparison method {method!r}; expected one of {BOOTSTRAP_METHODS}"
         )
     n_jobs = _check_n_jobs(n_jobs)
-    a = as_float_array(a, "a", 1)
-    b = as_float_array(b, "b", (1, 2))
-    scalar = b.ndim == 1
-    B = b[None, :] if scalar else b
-    if B.shape[1] != a.shape[0]:
-        raise ValueError(
-            f"a and b must have the same number of RDM entries; got {a.shape[0]} and {B.shape[1]}"
-        )
-    if B.shape[0] < 1:
-        raise ValueError("b: needs at least one RDM")
+    a, B, scalar = check_rdm_pair(a, b)
     n = n_stimuli_from_pairs(a.shape[0])
     if n < 3:
         raise ValueError(f"RDMs of at least 3 stimuli are needed, got {n}")
@@ -540,16 +531,7 @@ def permutation_compare_rdms(
     """
     if method not in METHODS:
         raise ValueError(f"unknown RDM comparison method {method!r}; expected one of {METHODS}")
-    a = as_float_array(a, "a", 1)
-    b = as_float_array(b, "b", (1, 2))
-    scalar = b.ndim == 1
-    B = b[None, :] if scalar else b
-    if B.shape[1] != a.shape[0]:
-        raise ValueError(
-            f"a and b must have the same number of RDM entries; got {a.shape[0]} and {B.shape[1]}"
-        )
-    if B.shape[0] < 1:
-        raise ValueError("b: needs at least one RDM")
+    a, B, scalar = check_rdm_pair(a, b)
     n = n_stimuli_from_pairs(a.shape[0])
     if n < 3:
         raise ValueError(f"RDMs of at least 3 stimuli are needed, got {n}")
