@@ -332,3 +332,24 @@ def test_generic_null_profiles():
     expect = _brute_force_aps(A, r, cols, lambda s, s2, ref: ref.mean(axis=0))
     assert gm.loc["R3", "aps_mean"] == pytest.approx(expect, abs=1e-12)
     assert set(out.columns) >= {"delta", "delta_ci_low", "spec_margin", "brain_aps_mean"}
+
+
+def test_roi_identification_confusion_and_joint_label_permutation():
+    """The true-pattern model and the brain identify every ROI (top-1 = 1, p near 1/R!);
+    a model with random profiles sits near chance with a large p."""
+    A, train, test, rng = _true_pattern_model(11)
+    noise = rng.standard_normal(test.shape)
+    mb = pd.concat([_mb(train, test, name="true"), _mb(train, noise, name="random")])
+    out = apa.roi_identification(_bb(A), mb, SUBJECTS, ROIS, "m", variants=["full"],
+                                 n_draws=999, seed=1)
+    top = out.groupby("candidate")[["top1_accuracy", "top1_p"]].first()
+    assert top.loc["true", "top1_accuracy"] == 1.0 and top.loc["brain", "top1_accuracy"] > 0.9
+    # only the identity relabelling (1 in 5! = 120) matches a perfect identification
+    assert 1 / 1000 < top.loc["true", "top1_p"] < 3 / 120
+    assert top.loc["random", "top1_accuracy"] < 0.6 and top.loc["random", "top1_p"] > 0.01
+    # each ROI's row of the confusion matrix is a distribution over identified ROIs
+    sums = out.groupby(["candidate", "roi"])["fraction"].sum()
+    np.testing.assert_allclose(sums, 1.0)
+    diag = out[(out["candidate"] == "true") & (out["roi"] == out["identified_roi"])]
+    assert (diag["fraction"] == 1.0).all()
+    assert (out["chance"] == 1 / len(ROIS)).all()

@@ -120,3 +120,19 @@ def test_oracle_passes_in_most_rois_and_verdicts_are_complete(default_run, measu
     n_pass = cells.groupby("candidate")["passes"].sum()
     assert n_pass["oracle"] >= 5, n_pass.to_dict()
     assert n_pass["oracle"] > n_pass.drop("oracle").max(), n_pass.to_dict()
+
+
+@pytest.mark.slow
+@pytest.mark.workflow
+@pytest.mark.parametrize(("measure", "variant"), [
+    ("rsa-crossnobis-spearman", "offdiag"), ("cka-linear-debiased", "offdiag"),
+    ("rsa-crossnobis-spearman", "normalized"), ("cka-linear-debiased", "normalized"),
+    ("lp-ridge-pearson", "normalized"),
+])
+def test_brain_identifies_rois_above_twice_chance(default_run, measure, variant):
+    wd, _, _ = default_run
+    c = read_table(wd / "results/tables/apa_confusion.parquet")
+    brain = c[(c["measure"] == measure) & (c["variant"] == variant) & (c["candidate"] == "brain")]
+    acc, chance = brain["top1_accuracy"].iloc[0], brain["chance"].iloc[0]
+    assert acc >= 2 * chance, (acc, chance)
+    assert brain["top1_p"].iloc[0] < 0.01

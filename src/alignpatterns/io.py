@@ -71,6 +71,12 @@ TABLE_SCHEMAS: dict[str, dict[str, str]] = {
         "delta": "float64", "delta_ci_low": "float64", "delta_ci_high": "float64",
         "spec_margin": "float64",
     },
+    "apa_confusion": {
+        "measure": "string", "variant": "string", "match": "string", "candidate": "string",
+        "weights": "string", "roi": "string", "identified_roi": "string", "fraction": "float64",
+        "top1_accuracy": "float64", "top1_p": "float64", "chance": "float64",
+        "n_draws": "int64",
+    },
     "check_data": {
         "subject": "string", "roi": "string", "n_vertices": "int64", "n_reliable": "int64",
         "median_ncsnr": "float64", "missing": "boolean", "reason": "string",
@@ -88,6 +94,8 @@ TABLE_KEYS: dict[str, list[str]] = {
             "stand_in_subject"],
     "apa_summary": ["measure", "variant", "match", "candidate", "weights", "roi"],
     "apa_nulls": ["measure", "variant", "match", "null", "roi"],
+    "apa_confusion": ["measure", "variant", "match", "candidate", "weights", "roi",
+                      "identified_roi"],
     "check_data": ["subject", "roi"],
 }
 

@@ -263,9 +263,11 @@ def load_nulls(paths: Sequence[str], measure: str, subjects: Sequence[str]
 
 
 def apa(cfg: dict, measure: str, mb_path: str, bb_path: str, ceilings_path: str,
-        null_paths: Sequence[str], out_apa: str, out_summary: str, out_nulls: str) -> None:
-    """APA for one measure (all variants and candidates) and the generic null profiles."""
-    from alignpatterns.patterns.apa import generic_null_rows, run_apa
+        null_paths: Sequence[str], out_apa: str, out_summary: str, out_nulls: str,
+        out_confusion: str) -> None:
+    """APA for one measure (all variants and candidates), the generic null profiles and ROI
+    identification."""
+    from alignpatterns.patterns.apa import generic_null_rows, roi_identification, run_apa
 
     mb = io.read_table(mb_path, "model_brain")
     bb = io.read_table(bb_path, "brain_brain")
@@ -282,7 +284,14 @@ def apa(cfg: dict, measure: str, mb_path: str, bb_path: str, ceilings_path: str,
                                 min_ceiling=a["min_ceiling"])
     io.write_table(rows, out_apa, "apa", cfg)
     io.write_table(summary, out_summary, "apa_summary", cfg)
+    confusion = roi_identification(bb, mb[mb["measure"] == measure], cfg["subjects"],
+                                   cfg["rois"], measure, variants=a["variants"],
+                                   matches=a["match"], ceilings=ceilings,
+                                   min_ceiling=a["min_ceiling"],
+                                   n_draws=a["n_identification_permutations"],
+                                   seed=cfg["seed"])
     io.write_table(generic, out_nulls, "apa_nulls", cfg)
+    io.write_table(confusion, out_confusion, "apa_confusion", cfg)
 
 
 def gather_tables(paths: Sequence[str], kind: str, out: str, cfg: dict) -> None:

@@ -87,6 +87,7 @@ def final_outputs():
         "apa",
         "apa_summary",
         "apa_nulls",
+        "apa_confusion",
     ]
     return (
         expand("results/tables/{table}.parquet", table=tables)

@@ -12,8 +12,9 @@ rule apa:
         apa="results/apa/{measure}/apa.parquet",
         summary="results/apa/{measure}/apa_summary.parquet",
         nulls="results/apa/{measure}/apa_nulls.parquet",
+        confusion="results/apa/{measure}/apa_confusion.parquet",
     params:
-        cfg=cfg_for("subjects", "rois", "apa"),
+        cfg=cfg_for("subjects", "rois", "apa", "seed"),
     log:
         "results/logs/apa/{measure}.log",
     benchmark:
@@ -33,11 +34,13 @@ rule gather_apa:
         apa=expand("results/apa/{measure}/apa.parquet", measure=MEASURES),
         summary=expand("results/apa/{measure}/apa_summary.parquet", measure=MEASURES),
         nulls=expand("results/apa/{measure}/apa_nulls.parquet", measure=MEASURES),
+        confusion=expand("results/apa/{measure}/apa_confusion.parquet", measure=MEASURES),
         lib=lib("io.py"),
     output:
         apa="results/tables/apa.parquet",
         summary="results/tables/apa_summary.parquet",
         nulls="results/tables/apa_nulls.parquet",
+        confusion="results/tables/apa_confusion.parquet",
     params:
         cfg=cfg_for("measures"),
     log:

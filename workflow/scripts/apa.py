@@ -11,4 +11,5 @@ pipeline.apa(
     snakemake.output.apa,
     snakemake.output.summary,
     snakemake.output.nulls,
+    snakemake.output.confusion,
 )

@@ -262,18 +262,28 @@ def _candidate_cell(vd: _VariantData, refs, members, r, match, profile_fn) -> _C
     return _Cell(aps, per_pair, spec, layer, relerr)
 
 
-def _brain_cell(vd: _VariantData, refs, members, r, match) -> _Cell:
-    return _candidate_cell(vd, refs, members, r, match, lambda s, s2: (vd.A[s2, s, r], -1))
+def _brain_profile(vd: _VariantData, r: int):
+    """(s, s*) → the stand-in subject's row A_{s*→s}[r, :]."""
+    return lambda s, s2: (vd.A[s2, s, r], -1)
 
 
-def _model_cell(vd: _VariantData, refs, members, r, match, ms: ModelScores) -> _Cell:
+def _model_profile(vd: _VariantData, ms: ModelScores, members, r: int):
+    """(s, s*) → the model's test profile at its leave-subject-out layer ℓ*(m, r, s)."""
     def profile(s, _s2):
         lay = _select_layer(ms, members, s, r)
         if lay < 0:
             return np.full(vd.A.shape[2], np.nan), lay
         return ms.test[lay, s] / vd.scale[s], lay
 
-    return _candidate_cell(vd, refs, members, r, match, profile)
+    return profile
+
+
+def _brain_cell(vd: _VariantData, refs, members, r, match) -> _Cell:
+    return _candidate_cell(vd, refs, members, r, match, _brain_profile(vd, r))
+
+
+def _model_cell(vd: _VariantData, refs, members, r, match, ms: ModelScores) -> _Cell:
+    return _candidate_cell(vd, refs, members, r, match, _model_profile(vd, ms, members, r))
 
 
 def _variant_data(variant: str, A: np.ndarray, ceil: np.ndarray, min_ceiling: float
@@ -589,6 +599,86 @@ def generic_null_rows(bb: pd.DataFrame, subjects: Sequence[str], rois: Sequence[
                                  "aps_ci_low": lo, "aps_ci_high": hi, "brain_aps_mean": b_mean,
                                  "delta": d_full, "delta_ci_low": dlo, "delta_ci_high": dhi,
                                  "spec_margin": float(np.mean(list(full.spec.values())))})
+    return pd.DataFrame(rows)
+
+
+def _identified(vd: _VariantData, refs, members, r, match, profile_fn) -> list[int]:
+    """For every (target s, stand-in s*): the ROI r″ whose reference ā^{−{s,s*}}[r″] the
+    candidate's profile for r matches best (compared on the entries of r″, as specificity)."""
+    n_rois = vd.A.shape[2]
+    out = []
+    for s in members:
+        for s2 in members:
+            if s2 == s:
+                continue
+            prof, _ = profile_fn(s, s2)
+            ref = refs[s, s2]
+            aps = np.array([vd.match(prof, ref, s, r2, vd.entries(r2), match)
+                            for r2 in range(n_rois)])
+            out.append(int(np.nanargmax(aps)) if np.isfinite(aps).any() else -1)
+    return out
+
+
+def roi_identification(bb: pd.DataFrame, mb: pd.DataFrame, subjects: Sequence[str],
+                       rois: Sequence[str], measure: str,
+                       variants: Sequence[str] = ("full", "offdiag"),
+                       matches: Sequence[str] = ("pearson",),
+                       ceilings: pd.DataFrame | None = None, min_ceiling: float = 0.1,
+                       n_draws: int = 10_000, seed: int = 0) -> pd.DataFrame:
+    """ROI identification per candidate: confusion matrix, top-1 accuracy and its null.
+
+    For every candidate (``brain`` = another subject's ROI standing in), ROI r, target s and
+    stand-in s*, the identified ROI is argmax_{r″} ρ(profile_r, ā^{−{s,s*}}[r″]). The
+    confusion matrix counts (r, identified) over targets and stand-ins; top-1 accuracy is the
+    share on the diagonal. Its null permutes the ROI labels of the references with one
+    permutation applied jointly to all subjects (``n_draws`` draws from the stream
+    (seed, measure, variant, match, candidate, "roi-label-permutation")); p = (1 + #{null ≥
+    observed}) / (1 + n_draws). Chance is 1/R. No per-ROI p-value is given (SPEC.md §4).
+
+    Returns
+    -------
+    DataFrame
+        Table ``apa_confusion``: measure, variant, match, candidate, weights, roi,
+        identified_roi, fraction (of the ROI's target × stand-in pairs), top1_accuracy,
+        top1_p, chance, n_draws.
+    """
+    from alignpatterns.patterns.streams import stream
+
+    subjects = list(subjects)
+    tensor = brain_tensor(bb, subjects, rois)
+    kept = complete_rois(tensor)
+    A = brain_tensor(bb, subjects, kept).values
+    ceil = (target_ceilings(ceilings, measure, subjects, kept) if ceilings is not None
+            else np.full((len(subjects), len(kept)), np.nan))
+    cands = model_scores(mb, subjects, kept)
+    members = list(range(len(subjects)))
+    R = len(kept)
+    rows = []
+    for variant in variants:
+        vd = _variant_data(variant, A, ceil, min_ceiling)
+        refs = _references(vd.A, members)
+        for match in matches:
+            profiles = [(BRAIN, None, None), *((ms.name, ms.weights, ms) for ms in cands)]
+            for name, weights, ms in profiles:
+                ident = np.array([_identified(vd, refs, members, r, match,
+                                              _brain_profile(vd, r) if ms is None
+                                              else _model_profile(vd, ms, members, r))
+                                  for r in range(R)])  # (R, pairs)
+                truth = np.arange(R)[:, None]
+                acc = float(np.mean(ident == truth))
+                rng = stream(seed, measure, variant, match, name, "roi-label-permutation")
+                perms = np.array([rng.permutation(R) for _ in range(n_draws)])
+                # permuting reference labels by π identifies π⁻¹(r̂): correct iff r̂ = π(r)
+                null = (ident[None, :, :] == perms[:, :, None]).mean(axis=(1, 2))
+                p = float((1 + np.sum(null >= acc - 1e-12)) / (1 + n_draws)) if n_draws else np.nan
+                for r in range(R):
+                    counts = np.bincount(ident[r][ident[r] >= 0], minlength=R) / ident.shape[1]
+                    for r2 in range(R):
+                        rows.append({"measure": measure, "variant": variant, "match": match,
+                                     "candidate": name, "weights": weights, "roi": kept[r],
+                                     "identified_roi": kept[r2], "fraction": float(counts[r2]),
+                                     "top1_accuracy": acc, "top1_p": p, "chance": 1.0 / R,
+                                     "n_draws": int(n_draws)})
     return pd.DataFrame(rows)
 
 
