@@ -264,6 +264,11 @@ def test_stimulus_permutation_p_value_and_verdict():
     assert good["passes"].all()
     assert not bad["passes"].any()
     assert summ.loc[summ["candidate"] == "brain", "passes"].isna().all()
+    # margin sensitivity: the default margin reproduces passes; a wider margin never fails more
+    pd.testing.assert_series_equal(models["passes_margin_0_1"], models["passes"],
+                                   check_names=False)
+    assert (models["passes_margin_0_05"] <= models["passes_margin_0_1"]).all()
+    assert (models["passes_margin_0_1"] <= models["passes_margin_0_2"]).all()
 
 
 def test_verdict_is_na_without_nulls_or_with_too_few_subjects():

@@ -62,7 +62,8 @@ TABLE_SCHEMAS: dict[str, dict[str, str]] = {
         "delta_ci_low": "float64", "delta_ci_high": "float64", "margin": "float64",
         "spec_margin": "float64", "spec_ci_low": "float64", "relerr": "float64",
         "p_stimulus": "float64",
-        "q_stimulus": "float64", "passes": "boolean",
+        "q_stimulus": "float64", "passes": "boolean", "passes_margin_0_05": "boolean",
+        "passes_margin_0_1": "boolean", "passes_margin_0_2": "boolean",
     },
     "apa_nulls": {
         "measure": "string", "variant": "string", "match": "string", "null": "string",

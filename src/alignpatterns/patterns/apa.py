@@ -41,6 +41,9 @@ MATCHES = ("pearson", "spearman")
 BRAIN = "brain"
 MIN_SUBJECTS_BASELINE = 4
 MIN_SUBJECTS_VERDICT = 6
+# verdict recomputed at other margins δ (SPEC.md §4: sensitivity for 0.05, 0.1, 0.2)
+SENSITIVITY_COLUMNS = {0.05: "passes_margin_0_05", 0.1: "passes_margin_0_1",
+                       0.2: "passes_margin_0_2"}
 
 
 @dataclass
@@ -513,16 +516,21 @@ def _verdicts(summary: pd.DataFrame, n_subjects: int) -> pd.DataFrame:
     if summary.empty:
         return summary
     summary["passes"] = pd.array([pd.NA] * len(summary), dtype="boolean")
+    for col in SENSITIVITY_COLUMNS.values():
+        summary[col] = pd.array([pd.NA] * len(summary), dtype="boolean")
     models = summary["candidate"] != BRAIN
     for _, g in summary[models].groupby(["measure", "variant", "match"], sort=False):
         q = fdr_bh(g["p_stimulus"].to_numpy(dtype=float))
         summary.loc[g.index, "q_stimulus"] = q
         if n_subjects < MIN_SUBJECTS_VERDICT or not np.isfinite(q).any():
             continue  # verdicts are NA below 6 subjects or without the permutation null
+        dlo = g["delta_ci_low"].to_numpy(float)
         with np.errstate(invalid="ignore"):
-            ok = ((g["delta_ci_low"].to_numpy(float) > -g["margin"].to_numpy(float))
-                  & (g["spec_ci_low"].to_numpy(float) > 0) & (q < 0.05))
-        summary.loc[g.index, "passes"] = ok  # a NaN part (undefined APS) counts as fail
+            rest = (g["spec_ci_low"].to_numpy(float) > 0) & (q < 0.05)
+            ok = (dlo > -g["margin"].to_numpy(float)) & rest
+            summary.loc[g.index, "passes"] = ok  # a NaN part (undefined APS) counts as fail
+            for delta, col in SENSITIVITY_COLUMNS.items():
+                summary.loc[g.index, col] = (dlo > -delta) & rest
     return summary
 
 
