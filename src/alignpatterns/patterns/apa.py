@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from alignpatterns.measures.stats import fdr_bh
+from alignpatterns.measures.stats import fdr_bh, permutation_p_value
 
 VARIANTS = ("full", "offdiag", "normalized", "normalized_offdiag", "residual")
 OFFDIAG_VARIANTS = ("offdiag", "normalized_offdiag", "residual")
@@ -350,10 +350,9 @@ def _p_value(observed: float, null: np.ndarray) -> float:
 
     Draws equal to the observed value up to rounding (1e-12) count as ≥ (conservative).
     """
-    null = null[np.isfinite(null)]
     if null.size == 0 or not np.isfinite(observed):
         return np.nan
-    return float((1 + np.sum(null >= observed - 1e-12)) / (1 + null.size))
+    return permutation_p_value(observed - 1e-12, null)
 
 
 def _jackknife_ci(full: float, loo: Sequence[float], level: float = 0.95) -> tuple[float, float]:
@@ -364,6 +363,17 @@ def _jackknife_ci(full: float, loo: Sequence[float], level: float = 0.95) -> tup
     se = np.sqrt((n - 1) / n * np.sum((loo - loo.mean()) ** 2))
     t = stats.t.ppf(0.5 + level / 2, n - 1)
     return full - t * se, full + t * se
+
+
+def _prepared(bb: pd.DataFrame, subjects: list[str], rois: Sequence[str], measure: str,
+              ceilings: pd.DataFrame | None) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """ROIs complete in every subject, the test tensor A[s′, s, r, r′] on them, and the target
+    ceilings C[s, r′] (NaN without a ceilings table)."""
+    kept = complete_rois(brain_tensor(bb, subjects, rois))
+    A = brain_tensor(bb, subjects, kept).values
+    ceil = (target_ceilings(ceilings, measure, subjects, kept) if ceilings is not None
+            else np.full((len(subjects), len(kept)), np.nan))
+    return kept, A, ceil
 
 
 def run_apa(bb: pd.DataFrame, mb: pd.DataFrame, subjects: Sequence[str], rois: Sequence[str],
@@ -416,12 +426,7 @@ def run_apa(bb: pd.DataFrame, mb: pd.DataFrame, subjects: Sequence[str], rois: S
     needs_ceil = [v for v in variants if v in NORMALIZED_VARIANTS or v == "residual"]
     if needs_ceil and ceilings is None:
         raise ValueError(f"APA variants {needs_ceil} need the ceilings table")
-    tensor = brain_tensor(bb, subjects, rois)
-    kept = complete_rois(tensor)
-    tensor = brain_tensor(bb, subjects, kept)
-    A = tensor.values
-    ceil = (target_ceilings(ceilings, measure, subjects, kept) if ceilings is not None
-            else np.full((len(subjects), len(kept)), np.nan))
+    kept, A, ceil = _prepared(bb, subjects, rois, measure, ceilings)
     cands = model_scores(mb, subjects, kept)
     kept_idx = [list(rois).index(r) for r in kept]
     cand_nulls = {}
@@ -570,11 +575,7 @@ def generic_null_rows(bb: pd.DataFrame, subjects: Sequence[str], rois: Sequence[
         spec_margin.
     """
     subjects = list(subjects)
-    tensor = brain_tensor(bb, subjects, rois)
-    kept = complete_rois(tensor)
-    A = brain_tensor(bb, subjects, kept).values
-    ceil = (target_ceilings(ceilings, measure, subjects, kept) if ceilings is not None
-            else np.full((len(subjects), len(kept)), np.nan))
+    kept, A, ceil = _prepared(bb, subjects, rois, measure, ceilings)
     members = list(range(len(subjects)))
     loo_members = {j: [m for m in members if m != j] for j in members}
     rows = []
@@ -653,11 +654,7 @@ def roi_identification(bb: pd.DataFrame, mb: pd.DataFrame, subjects: Sequence[st
     from alignpatterns.patterns.streams import stream
 
     subjects = list(subjects)
-    tensor = brain_tensor(bb, subjects, rois)
-    kept = complete_rois(tensor)
-    A = brain_tensor(bb, subjects, kept).values
-    ceil = (target_ceilings(ceilings, measure, subjects, kept) if ceilings is not None
-            else np.full((len(subjects), len(kept)), np.nan))
+    kept, A, ceil = _prepared(bb, subjects, rois, measure, ceilings)
     cands = model_scores(mb, subjects, kept)
     members = list(range(len(subjects)))
     R = len(kept)
@@ -678,7 +675,7 @@ def roi_identification(bb: pd.DataFrame, mb: pd.DataFrame, subjects: Sequence[st
                 perms = np.array([rng.permutation(R) for _ in range(n_draws)])
                 # permuting reference labels by π identifies π⁻¹(r̂): correct iff r̂ = π(r)
                 null = (ident[None, :, :] == perms[:, :, None]).mean(axis=(1, 2))
-                p = float((1 + np.sum(null >= acc - 1e-12)) / (1 + n_draws)) if n_draws else np.nan
+                p = _p_value(acc, null)
                 for r in range(R):
                     counts = np.bincount(ident[r][ident[r] >= 0], minlength=R) / ident.shape[1]
                     for r2 in range(R):
