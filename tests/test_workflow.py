@@ -13,7 +13,7 @@ from alignpatterns.io import TABLE_SCHEMAS, read_table
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 TABLES = ["model_brain", "model_brain_summary", "brain_brain", "ceilings", "apa", "apa_summary",
-          "apa_nulls", "apa_confusion"]
+          "apa_nulls", "apa_confusion", "apa_whole_model"]
 
 
 def _run(workdir: Path, *extra: str) -> subprocess.CompletedProcess:

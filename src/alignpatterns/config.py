@@ -110,7 +110,7 @@ def resolve_config(config: dict, repo: Path = DEFAULT_REPO) -> dict:
     cfg["lp"] = lp
     apa = {"variants": ["full", "offdiag", "normalized", "normalized_offdiag"],
            "match": ["pearson"], "margin": 0.1, "min_ceiling": 0.1,
-           "n_identification_permutations": 10000,
+           "n_identification_permutations": 10000, "n_mantel_permutations": 10000,
            "n_permutations": 1000, "n_bootstrap": 0, "missing": "listwise", "preset": None}
     apa.update(cfg.get("apa") or {})
     cfg["apa"] = apa

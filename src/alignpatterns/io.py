@@ -78,6 +78,12 @@ TABLE_SCHEMAS: dict[str, dict[str, str]] = {
         "top1_accuracy": "float64", "top1_p": "float64", "chance": "float64",
         "n_draws": "int64",
     },
+    "apa_whole_model": {
+        "measure": "string", "candidate": "string", "weights": "string", "match": "string",
+        "layers": "string", "n_pairs": "int64", "n_pairs_excluded": "int64", "r": "float64",
+        "p_mantel": "float64", "n_draws": "int64", "model_r_loo": "float64",
+        "brain_r": "float64", "delta": "float64",
+    },
     "check_data": {
         "subject": "string", "roi": "string", "n_vertices": "int64", "n_reliable": "int64",
         "median_ncsnr": "float64", "missing": "boolean", "reason": "string",
@@ -97,6 +103,7 @@ TABLE_KEYS: dict[str, list[str]] = {
     "apa_nulls": ["measure", "variant", "match", "null", "roi"],
     "apa_confusion": ["measure", "variant", "match", "candidate", "weights", "roi",
                       "identified_roi"],
+    "apa_whole_model": ["measure", "match", "candidate", "weights"],
     "check_data": ["subject", "roi"],
 }
 

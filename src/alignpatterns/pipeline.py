@@ -294,6 +294,26 @@ def apa(cfg: dict, measure: str, mb_path: str, bb_path: str, ceilings_path: str,
     io.write_table(confusion, out_confusion, "apa_confusion", cfg)
 
 
+def whole_model(cfg: dict, measure: str, model: str, features_path: str, mb_path: str,
+                bb_path: str, info_path: str, out: str) -> None:
+    """The whole-model APA variant of one candidate under one measure (Mantel test)."""
+    from alignpatterns.patterns.apa import model_scores
+    from alignpatterns.patterns.whole_model import whole_model_rows
+
+    mb = io.read_table(mb_path, "model_brain")
+    mb = mb[(mb["measure"] == measure) & (mb["model"] == model)]
+    if mb.empty:
+        raise ValueError(f"{mb_path}: no {measure!r} scores for model {model!r}")
+    (ms,) = model_scores(mb, cfg["subjects"], cfg["rois"])
+    bb = io.read_table(bb_path, "brain_brain")
+    feats, _ = load_features(features_path)
+    a = cfg["apa"]
+    rows = whole_model_rows(feats, ms, bb[bb["measure"] == measure], cfg["subjects"],
+                            cfg["rois"], measure, _lp_options(cfg, info_path), a["match"],
+                            a["n_mantel_permutations"], cfg["seed"])
+    io.write_table(rows, out, "apa_whole_model", cfg)
+
+
 def gather_tables(paths: Sequence[str], kind: str, out: str, cfg: dict) -> None:
     """Concatenate tables of one kind."""
     io.write_table(io.concat_tables(paths, kind), out, kind, cfg)

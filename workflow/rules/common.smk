@@ -88,6 +88,7 @@ def final_outputs():
         "apa_summary",
         "apa_nulls",
         "apa_confusion",
+        "apa_whole_model",
     ]
     return (
         expand("results/tables/{table}.parquet", table=tables)

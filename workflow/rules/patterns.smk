@@ -55,3 +55,51 @@ rule gather_apa:
         ENV
     script:
         "../scripts/gather_apa.py"
+
+
+rule whole_model:
+    input:
+        features="results/features/{model}.npz",
+        model_brain="results/tables/model_brain.parquet",
+        brain_brain="results/tables/brain_brain.parquet",
+        info="results/data/dataset.json",
+        lib=lib("patterns"),
+    output:
+        "results/apa/{measure}/whole_model/{model}.parquet",
+    params:
+        cfg=cfg_for("subjects", "rois", "apa", "seed", "lp"),
+    log:
+        "results/logs/whole_model/{measure}/{model}.log",
+    benchmark:
+        "results/benchmarks/whole_model/{measure}/{model}.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        ENV
+    script:
+        "../scripts/whole_model.py"
+
+
+rule gather_whole_model:
+    input:
+        tables=expand("results/apa/{measure}/whole_model/{model}.parquet", measure=MEASURES,
+                      model=MODELS),
+        lib=lib("io.py"),
+    output:
+        "results/tables/apa_whole_model.parquet",
+    params:
+        cfg=cfg_for("measures"),
+    log:
+        "results/logs/gather_whole_model.log",
+    benchmark:
+        "results/benchmarks/gather_whole_model.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        ENV
+    script:
+        "../scripts/gather_whole_model.py"
