@@ -358,3 +358,20 @@ def test_roi_identification_confusion_and_joint_label_permutation():
     diag = out[(out["candidate"] == "true") & (out["roi"] == out["identified_roi"])]
     assert (diag["fraction"] == 1.0).all()
     assert (out["chance"] == 1 / len(ROIS)).all()
+
+
+@pytest.mark.parametrize("variant", ["full", "offdiag", "normalized_offdiag", "residual"])
+@pytest.mark.parametrize("match", ["pearson", "spearman"])
+def test_vectorised_row_matching_equals_the_per_row_definition(variant, match):
+    rng = np.random.default_rng(11)
+    S, R = 4, 6
+    A = rng.standard_normal((S, S, R, R))
+    ceil = rng.uniform(0.3, 0.9, (S, R))
+    vd = apa._variant_data(variant, A, ceil, 0.1)
+    ref = rng.standard_normal((R, R))
+    ref[2, 4] = np.nan  # a missing reference entry
+    for prof in (rng.standard_normal(R), np.full(R, 0.7), np.r_[np.nan, np.nan, 1.0, 2, 3, 1]):
+        got = vd.match_rows(prof, ref, 1, match)
+        want = [vd.match(prof, ref, 1, r2, vd.entries(r2), match) for r2 in range(R)]
+        np.testing.assert_allclose(got, want, atol=1e-12, equal_nan=True)
+    assert np.isnan(vd.match_rows(np.full(R, 0.7), ref, 1, match)).all()

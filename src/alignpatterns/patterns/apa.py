@@ -97,7 +97,7 @@ def complete_rois(tensor: BrainTensor) -> list[str]:
 def _corr(x: np.ndarray, y: np.ndarray, match: str) -> float:
     ok = np.isfinite(x) & np.isfinite(y)
     x, y = x[ok], y[ok]
-    if x.size < 3 or np.std(x) == 0 or np.std(y) == 0:
+    if x.size < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
         return np.nan  # zero-variance profile: APS undefined (counts as fail)
     if match == "spearman":
         x, y = stats.rankdata(x), stats.rankdata(y)
@@ -226,6 +226,50 @@ class _VariantData:
             return _residual_corr(prof[cols], ref[r, cols], cov, match)
         return _corr(prof[cols], ref[r, cols], match)
 
+    def match_rows(self, prof, ref, s, match) -> np.ndarray:
+        """ρ(prof, ref[r″]) on the entries of r″, for every r″ at once, shape (n_rois,).
+
+        Element r″ equals ``match(prof, ref, s, r″, entries(r″), match)``; Pearson on the
+        non-residual variants is computed for all rows in one masked pass (the APA loops call
+        this S²·R times per candidate, so a per-row Python call dominated the stage).
+        """
+        R = self.A.shape[2]
+        if self.variant == "residual" or match != "pearson":
+            return np.array([self.match(prof, ref, s, r2, self.entries(r2), match)
+                             for r2 in range(R)])
+        if not hasattr(self, "_mask"):
+            self._mask = np.zeros((R, R), dtype=bool)
+            for r2 in range(R):
+                self._mask[r2, self.entries(r2)] = True
+        return _masked_rows_pearson(prof, ref, self._mask)
+
+
+def _masked_ptp(X: np.ndarray, W: np.ndarray) -> np.ndarray:
+    """Per-row range of X over the entries W (0 for rows with no entry)."""
+    hi = np.where(W, X, -np.inf).max(axis=1)
+    lo = np.where(W, X, np.inf).min(axis=1)
+    return np.where(W.any(axis=1), hi - lo, 0.0)
+
+
+def _masked_rows_pearson(x: np.ndarray, Y: np.ndarray, E: np.ndarray) -> np.ndarray:
+    """Pearson r of x (k,) with each row of Y (R, k) over the entries E (R, k) where both are
+    finite; NaN with fewer than 3 entries or a (numerically) constant vector, as :func:`_corr`."""
+    W = E & np.isfinite(x)[None, :] & np.isfinite(Y)
+    n = W.sum(axis=1)
+    X = np.where(W, x[None, :], 0.0)
+    Yw = np.where(W, Y, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        Xc = np.where(W, X - (X.sum(axis=1) / n)[:, None], 0.0)
+        Yc = np.where(W, Yw - (Yw.sum(axis=1) / n)[:, None], 0.0)
+        sxx = np.einsum("ij,ij->i", Xc, Xc)
+        syy = np.einsum("ij,ij->i", Yc, Yc)
+        out = np.einsum("ij,ij->i", Xc, Yc) / np.sqrt(sxx * syy)
+    # constant vectors (exactly: max = min) are NaN; centring leaves rounding residue in them
+    const_x = _masked_ptp(X, W) == 0
+    const_y = _masked_ptp(Yw, W) == 0
+    out[(n < 3) | const_x | const_y] = np.nan
+    return out
+
 
 def _relerr(prof: np.ndarray, ref: np.ndarray) -> float:
     ok = np.isfinite(prof) & np.isfinite(ref)
@@ -234,8 +278,8 @@ def _relerr(prof: np.ndarray, ref: np.ndarray) -> float:
 
 
 def _candidate_cell(vd: _VariantData, refs, members, r, match, profile_fn) -> _Cell:
-    n_rois = vd.A.shape[2]
     cols = vd.entries(r)
+    norm = vd.variant in NORMALIZED_VARIANTS
     aps, per_pair, spec, layer, relerr = {}, {}, {}, {}, {}
     for s in members:
         vals, specs, errs = [], [], []
@@ -245,23 +289,20 @@ def _candidate_cell(vd: _VariantData, refs, members, r, match, profile_fn) -> _C
             prof, lay = profile_fn(s, s2)
             layer[s] = lay
             ref = refs[s, s2]
-            v = vd.match(prof, ref, s, r, cols, match)
+            # offdiag variants compare entry set entries(r2) with every other ROI r2
+            rho = vd.match_rows(prof, ref, s, match)
+            v = float(rho[r])
             per_pair[s, s2] = v
             vals.append(v)
-            errs.append(_relerr(prof[cols], ref[r, cols]))
-            others = []
-            for r2 in range(n_rois):
-                if r2 == r:
-                    continue
-                # offdiag variants drop entry r2 from both vectors, and keep r
-                c2 = vd.entries(r2)
-                others.append(vd.match(prof, ref, s, r2, c2, match))
+            if norm:
+                errs.append(_relerr(prof[cols], ref[r, cols]))
+            others = np.delete(rho, r)
             with warnings.catch_warnings():  # all-NaN profiles give NaN, by design
                 warnings.simplefilter("ignore", RuntimeWarning)
                 specs.append(v - np.nanmean(others))
         aps[s] = float(np.mean(vals))
         spec[s] = float(np.mean(specs))
-        relerr[s] = float(np.mean(errs)) if vd.variant in NORMALIZED_VARIANTS else np.nan
+        relerr[s] = float(np.mean(errs)) if norm else np.nan
     return _Cell(aps, per_pair, spec, layer, relerr)
 
 
@@ -614,7 +655,6 @@ def generic_null_rows(bb: pd.DataFrame, subjects: Sequence[str], rois: Sequence[
 def _identified(vd: _VariantData, refs, members, r, match, profile_fn) -> list[int]:
     """For every (target s, stand-in s*): the ROI r″ whose reference ā^{−{s,s*}}[r″] the
     candidate's profile for r matches best (compared on the entries of r″, as specificity)."""
-    n_rois = vd.A.shape[2]
     out = []
     for s in members:
         for s2 in members:
@@ -622,8 +662,7 @@ def _identified(vd: _VariantData, refs, members, r, match, profile_fn) -> list[i
                 continue
             prof, _ = profile_fn(s, s2)
             ref = refs[s, s2]
-            aps = np.array([vd.match(prof, ref, s, r2, vd.entries(r2), match)
-                            for r2 in range(n_rois)])
+            aps = vd.match_rows(prof, ref, s, match)
             out.append(int(np.nanargmax(aps)) if np.isfinite(aps).any() else -1)
     return out
 
