@@ -136,3 +136,75 @@ def test_brain_identifies_rois_above_twice_chance(default_run, measure, variant)
     acc, chance = brain["top1_accuracy"].iloc[0], brain["chance"].iloc[0]
     assert acc >= 2 * chance, (acc, chance)
     assert brain["top1_p"].iloc[0] < 0.01
+
+
+CONTROL_MEASURES = ["rsa-crossnobis-spearman", "cka-linear-debiased", "lp-ridge-pearson"]
+
+
+@pytest.fixture(scope="module")
+def negative_controls(default_run):
+    """APA verdicts of two candidates that carry no stimulus information about the brain:
+    Gaussian features, and the oracle's own features with the stimuli shuffled (one fixed
+    permutation of all stimuli, so train selection and test scoring see the same mismatch).
+    Both are scored exactly like a model (layer selection on train, 1000 stimulus
+    permutations, BH within the two controls — a smaller family than the workflow's, so
+    passing would be easier, not harder)."""
+    import pandas as pd
+    import yaml
+
+    from alignpatterns import pipeline
+    from alignpatterns.config import resolve_config
+    from alignpatterns.data.prepared import load_subject
+    from alignpatterns.patterns.alignment import model_brain_scores
+    from alignpatterns.patterns.apa import run_apa
+    from alignpatterns.patterns.streams import stimulus_permutations
+
+    wd, truth, _ = default_run
+    cfg = resolve_config(yaml.safe_load((REPO / "config/config.yaml").read_text()), repo=REPO)
+    oracle, _ = pipeline.load_features(wd / "results/features/oracle.npz")
+    keep = sorted({truth["generator_layers"][i] for i in truth["roi_true_layer"].values()})
+    rng = np.random.default_rng(2024)
+    n_train = len(next(iter(oracle.values()))[0])
+    shuffle = rng.permutation(n_train + len(next(iter(oracle.values()))[1]))
+    gaussian, permuted = {}, {}
+    for name in keep:
+        Z = np.concatenate(oracle[name])
+        G = rng.standard_normal(Z.shape)
+        gaussian[name] = (G[:n_train], G[n_train:])
+        permuted[name] = (Z[shuffle][:n_train], Z[shuffle][n_train:])
+    lp = pipeline._lp_options(cfg, wd / "results/data/dataset.json")
+    subjects, rois = cfg["subjects"], cfg["rois"]
+    rows, nulls = [], {}
+    for cand, feats in (("gaussian", gaussian), ("permuted-oracle", permuted)):
+        per_sub = []
+        for s in subjects:
+            sd = load_subject(wd / f"results/brain/sub-{s}.npz")
+            perms = {m: stimulus_permutations(cfg["seed"], m, cand, 1000, len(sd.test_ids))
+                     for m in CONTROL_MEASURES}
+            r, n = model_brain_scores(feats, sd, rois, CONTROL_MEASURES, lp, perms)
+            rows += [{**x, "model": cand, "weights": "control"} for x in r]
+            per_sub.append(n)
+        nulls[cand] = {m: np.stack([n[m] for n in per_sub], axis=2) for m in CONTROL_MEASURES}
+    mb = pd.DataFrame(rows)
+    bb = read_table(wd / "results/tables/brain_brain.parquet")
+    ceilings = read_table(wd / "results/tables/ceilings.parquet")
+    out = []
+    for m in CONTROL_MEASURES:
+        _, summary = run_apa(bb[bb["measure"] == m], mb[mb["measure"] == m], subjects, rois, m,
+                             variants=cfg["apa"]["variants"], matches=["pearson"],
+                             margin=cfg["apa"]["margin"], ceilings=ceilings,
+                             min_ceiling=cfg["apa"]["min_ceiling"],
+                             nulls={c: nulls[c][m] for c in nulls})
+        out.append(summary[summary["candidate"] != "brain"])
+    return pd.concat(out, ignore_index=True)
+
+
+@pytest.mark.slow
+@pytest.mark.workflow
+def test_gaussian_and_stimulus_shuffled_features_never_pass(negative_controls):
+    s = negative_controls
+    assert set(s["candidate"]) == {"gaussian", "permuted-oracle"}
+    assert s["passes"].notna().all()
+    assert not s["passes"].any(), s[s["passes"]][["measure", "variant", "candidate", "roi"]]
+    # and not because of a degenerate table: the stimulus-permutation p-values are not small
+    assert (s["q_stimulus"] >= 0.05).mean() >= 0.95
