@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -216,9 +216,21 @@ class _VariantData:
     columns: np.ndarray              # (R,) bool
     ceil: np.ndarray                 # (S, R) target ceilings (NaN if unknown)
     scale: np.ndarray                # (S, R) divisor of column r′ for target s (1 if raw)
+    cache: dict = field(default_factory=dict, repr=False)
 
     def entries(self, r: int) -> np.ndarray:
         return _entries(self.variant, self.A.shape[2], r, self.columns)
+
+    @property
+    def mask(self) -> np.ndarray:
+        """E (R, R) bool: E[r, c] = column c is compared for ROI r."""
+        if "mask" not in self.cache:
+            R = self.A.shape[2]
+            E = np.zeros((R, R), dtype=bool)
+            for r in range(R):
+                E[r, self.entries(r)] = True
+            self.cache["mask"] = E
+        return self.cache["mask"]
 
     def match(self, prof, ref, s, r, cols, match) -> float:
         if self.variant == "residual":
@@ -229,105 +241,148 @@ class _VariantData:
     def match_rows(self, prof, ref, s, match) -> np.ndarray:
         """ρ(prof, ref[r″]) on the entries of r″, for every r″ at once, shape (n_rois,).
 
-        Element r″ equals ``match(prof, ref, s, r″, entries(r″), match)``; Pearson on the
-        non-residual variants is computed for all rows in one masked pass (the APA loops call
-        this S²·R times per candidate, so a per-row Python call dominated the stage).
+        Element r″ equals ``match(prof, ref, s, r″, entries(r″), match)``.
+        """
+        return self.match_matrix(prof[None, :], ref, s, match)[0]
+
+    def match_matrix(self, P, ref, s, match) -> np.ndarray:
+        """C[r, r″] = ρ(P[r], ref[r″]) on the entries of r″, shape (n_profiles, n_rois).
+
+        Pearson on the non-residual variants is one masked pass over all pairs (the APA loops
+        need S²·R² correlations per candidate; one Python call each dominated the stage).
         """
         R = self.A.shape[2]
         if self.variant == "residual" or match != "pearson":
-            return np.array([self.match(prof, ref, s, r2, self.entries(r2), match)
-                             for r2 in range(R)])
-        if not hasattr(self, "_mask"):
-            self._mask = np.zeros((R, R), dtype=bool)
-            for r2 in range(R):
-                self._mask[r2, self.entries(r2)] = True
-        return _masked_rows_pearson(prof, ref, self._mask)
+            return np.array([[self.match(p, ref, s, r2, self.entries(r2), match)
+                              for r2 in range(R)] for p in P])
+        W = self.mask[None] & np.isfinite(P)[:, None, :] & np.isfinite(ref)[None]
+        return _masked_pearson(P[:, None, :], ref[None], W)
 
 
 def _masked_ptp(X: np.ndarray, W: np.ndarray) -> np.ndarray:
-    """Per-row range of X over the entries W (0 for rows with no entry)."""
-    hi = np.where(W, X, -np.inf).max(axis=1)
-    lo = np.where(W, X, np.inf).min(axis=1)
-    return np.where(W.any(axis=1), hi - lo, 0.0)
+    """Range of X along the last axis over the entries W (0 where there is no entry)."""
+    hi = np.where(W, X, -np.inf).max(axis=-1)
+    lo = np.where(W, X, np.inf).min(axis=-1)
+    return np.where(W.any(axis=-1), hi - lo, 0.0)
 
 
-def _masked_rows_pearson(x: np.ndarray, Y: np.ndarray, E: np.ndarray) -> np.ndarray:
-    """Pearson r of x (k,) with each row of Y (R, k) over the entries E (R, k) where both are
-    finite; NaN with fewer than 3 entries or a (numerically) constant vector, as :func:`_corr`."""
-    W = E & np.isfinite(x)[None, :] & np.isfinite(Y)
-    n = W.sum(axis=1)
-    X = np.where(W, x[None, :], 0.0)
+def _masked_pearson(X: np.ndarray, Y: np.ndarray, W: np.ndarray) -> np.ndarray:
+    """Pearson r along the last axis of X and Y (broadcast to W's shape) over the entries W.
+
+    NaN with fewer than 3 entries or a constant vector, as :func:`_corr` (a constant vector is
+    detected exactly, max = min: centring leaves rounding residue in it).
+    """
+    n = W.sum(axis=-1)
+    Xw = np.where(W, X, 0.0)
     Yw = np.where(W, Y, 0.0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        Xc = np.where(W, X - (X.sum(axis=1) / n)[:, None], 0.0)
-        Yc = np.where(W, Yw - (Yw.sum(axis=1) / n)[:, None], 0.0)
-        sxx = np.einsum("ij,ij->i", Xc, Xc)
-        syy = np.einsum("ij,ij->i", Yc, Yc)
-        out = np.einsum("ij,ij->i", Xc, Yc) / np.sqrt(sxx * syy)
-    # constant vectors (exactly: max = min) are NaN; centring leaves rounding residue in them
-    const_x = _masked_ptp(X, W) == 0
-    const_y = _masked_ptp(Yw, W) == 0
-    out[(n < 3) | const_x | const_y] = np.nan
-    return out
+        Xc = np.where(W, Xw - (Xw.sum(axis=-1) / n)[..., None], 0.0)
+        Yc = np.where(W, Yw - (Yw.sum(axis=-1) / n)[..., None], 0.0)
+        out = (Xc * Yc).sum(axis=-1) / np.sqrt((Xc * Xc).sum(axis=-1) * (Yc * Yc).sum(axis=-1))
+    bad = (n < 3) | (_masked_ptp(Xw, W) == 0) | (_masked_ptp(Yw, W) == 0)
+    return np.where(bad, np.nan, out)
 
 
-def _relerr(prof: np.ndarray, ref: np.ndarray) -> float:
-    ok = np.isfinite(prof) & np.isfinite(ref)
-    den = np.linalg.norm(ref[ok])
-    return float(np.linalg.norm(prof[ok] - ref[ok]) / den) if den > 0 else np.nan
+def _relerr_rows(P: np.ndarray, ref: np.ndarray, E: np.ndarray) -> np.ndarray:
+    """‖P[r] − ref[r]‖ / ‖ref[r]‖ over the entries E[r] where both are finite, per r."""
+    ok = E & np.isfinite(P) & np.isfinite(ref)
+    num = np.sqrt(np.where(ok, (P - ref) ** 2, 0.0).sum(axis=1))
+    den = np.sqrt(np.where(ok, ref ** 2, 0.0).sum(axis=1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, num / den, np.nan)
 
 
-def _candidate_cell(vd: _VariantData, refs, members, r, match, profile_fn) -> _Cell:
-    cols = vd.entries(r)
+def _select_layers(ms: ModelScores, members: Sequence[int], s: int) -> np.ndarray:
+    """ℓ*(m, r, s) for every ROI r at once (-1 where no layer has a train score)."""
+    others = [m for m in members if m != s]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean = np.nanmean(ms.train[:, others, :], axis=1)  # (n_layers, n_rois)
+    missing = np.all(np.isnan(mean), axis=0)
+    lay = np.where(np.isnan(mean), -np.inf, mean).argmax(axis=0)
+    return np.where(missing, -1, lay)
+
+
+def _pair_matrices(vd: _VariantData, refs, members, match, profiles, key):
+    """For every ordered (s, s*) of ``members``: (C, P, layers), where P (R, R) holds the
+    candidate's profile for every ROI, C[r, r″] = ρ(P[r], ā^{−{s,s*}}[r″]) on the entries of
+    r″ and ``layers`` (R,) the selected layer per ROI (-1: none). Cached per variant."""
+    ck = ("pairs", id(refs), tuple(members), match, key)
+    if ck not in vd.cache:
+        out = {}
+        for s in members:
+            for s2 in members:
+                if s2 != s:
+                    P, lay = profiles(s, s2)
+                    out[s, s2] = (vd.match_matrix(P, refs[s, s2], s, match), P, lay)
+        vd.cache[ck] = out
+    return vd.cache[ck]
+
+
+def _candidate_cells(vd: _VariantData, refs, members, match, profiles, key) -> list[_Cell]:
+    """One :class:`_Cell` per ROI for the candidate whose profiles ``profiles`` gives."""
+    ck = ("cells", id(refs), tuple(members), match, key)
+    if ck in vd.cache:
+        return vd.cache[ck]
+    pairs = _pair_matrices(vd, refs, members, match, profiles, key)
+    R = vd.A.shape[2]
     norm = vd.variant in NORMALIZED_VARIANTS
-    aps, per_pair, spec, layer, relerr = {}, {}, {}, {}, {}
+    cells = [_Cell({}, {}, {}, {}, {}) for _ in range(R)]
+    diag = np.eye(R, dtype=bool)
     for s in members:
         vals, specs, errs = [], [], []
         for s2 in members:
             if s2 == s:
                 continue
-            prof, lay = profile_fn(s, s2)
-            layer[s] = lay
-            ref = refs[s, s2]
-            # offdiag variants compare entry set entries(r2) with every other ROI r2
-            rho = vd.match_rows(prof, ref, s, match)
-            v = float(rho[r])
-            per_pair[s, s2] = v
-            vals.append(v)
-            if norm:
-                errs.append(_relerr(prof[cols], ref[r, cols]))
-            others = np.delete(rho, r)
+            C, P, lay = pairs[s, s2]
+            v = np.diag(C)
             with warnings.catch_warnings():  # all-NaN profiles give NaN, by design
                 warnings.simplefilter("ignore", RuntimeWarning)
-                specs.append(v - np.nanmean(others))
-        aps[s] = float(np.mean(vals))
-        spec[s] = float(np.mean(specs))
-        relerr[s] = float(np.mean(errs)) if norm else np.nan
-    return _Cell(aps, per_pair, spec, layer, relerr)
+                # specificity: each other ROI r″ compared on its own entries (offdiag variants
+                # drop entry r″ from both vectors, and keep r)
+                other = np.nanmean(np.where(diag, np.nan, C), axis=1)
+            vals.append(v)
+            specs.append(v - other)
+            if norm:
+                errs.append(_relerr_rows(P, refs[s, s2], vd.mask))
+            for r in range(R):
+                cells[r].per_pair[s, s2] = float(v[r])
+                cells[r].layer[s] = int(lay[r])
+        aps, spec = np.mean(vals, axis=0), np.mean(specs, axis=0)
+        err = np.mean(errs, axis=0) if norm else np.full(R, np.nan)
+        for r in range(R):
+            cells[r].aps[s] = float(aps[r])
+            cells[r].spec[s] = float(spec[r])
+            cells[r].relerr[s] = float(err[r])
+    vd.cache[ck] = cells
+    return cells
 
 
-def _brain_profile(vd: _VariantData, r: int):
-    """(s, s*) → the stand-in subject's row A_{s*→s}[r, :]."""
-    return lambda s, s2: (vd.A[s2, s, r], -1)
+def _brain_profiles(vd: _VariantData):
+    """(s, s*) → the stand-in subject's rows A_{s*→s}[r, :] for every r."""
+    none = np.full(vd.A.shape[2], -1)
+    return lambda s, s2: (vd.A[s2, s], none)
 
 
-def _model_profile(vd: _VariantData, ms: ModelScores, members, r: int):
-    """(s, s*) → the model's test profile at its leave-subject-out layer ℓ*(m, r, s)."""
-    def profile(s, _s2):
-        lay = _select_layer(ms, members, s, r)
-        if lay < 0:
-            return np.full(vd.A.shape[2], np.nan), lay
-        return ms.test[lay, s] / vd.scale[s], lay
+def _model_profiles(vd: _VariantData, ms: ModelScores, members):
+    """(s, s*) → the model's test profiles at its leave-subject-out layers ℓ*(m, r, s)."""
+    layers = {s: _select_layers(ms, members, s) for s in members}
 
-    return profile
+    def profiles(s, _s2):
+        lay = layers[s]
+        P = ms.test[np.maximum(lay, 0), s] / vd.scale[s][None, :]
+        return np.where((lay >= 0)[:, None], P, np.nan), lay
+
+    return profiles
 
 
 def _brain_cell(vd: _VariantData, refs, members, r, match) -> _Cell:
-    return _candidate_cell(vd, refs, members, r, match, _brain_profile(vd, r))
+    return _candidate_cells(vd, refs, members, match, _brain_profiles(vd), ("brain",))[r]
 
 
 def _model_cell(vd: _VariantData, refs, members, r, match, ms: ModelScores) -> _Cell:
-    return _candidate_cell(vd, refs, members, r, match, _model_profile(vd, ms, members, r))
+    return _candidate_cells(vd, refs, members, match, _model_profiles(vd, ms, members),
+                            ("model", ms.name, ms.weights))[r]
 
 
 def _variant_data(variant: str, A: np.ndarray, ceil: np.ndarray, min_ceiling: float
@@ -583,15 +638,17 @@ def _verdicts(summary: pd.DataFrame, n_subjects: int) -> pd.DataFrame:
 GENERIC_NULLS = ("target-reliability", "grand-mean")
 
 
-def _null_profile(name: str, vd: _VariantData, refs):
-    """Profile function (s, s*) → (profile over target ROIs, -1) of a generic null (N2)."""
+def _null_profiles(name: str, vd: _VariantData, refs):
+    """(s, s*) → (profiles (R, R), layers) of a generic null (N2): one profile for all ROIs."""
+    R = vd.A.shape[2]
+    none = np.full(R, -1)
     if name == "target-reliability":
-        return lambda s, s2: (vd.ceil[s] / vd.scale[s], -1)
+        return lambda s, s2: (np.tile(vd.ceil[s] / vd.scale[s], (R, 1)), none)
     if name == "grand-mean":
         def grand_mean(s, s2):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)
-                return np.nanmean(refs[s, s2], axis=0), -1
+                return np.tile(np.nanmean(refs[s, s2], axis=0), (R, 1)), none
         return grand_mean
     raise ValueError(f"unknown generic null {name!r}; expected one of {GENERIC_NULLS}")
 
@@ -631,10 +688,11 @@ def generic_null_rows(bb: pd.DataFrame, subjects: Sequence[str], rois: Sequence[
                              for j in members}
                 b_mean = float(np.mean(list(brain.aps.values())))
                 for name in GENERIC_NULLS:
-                    full = _candidate_cell(vd, refs, members, r, match,
-                                           _null_profile(name, vd, refs))
-                    loo = {j: _candidate_cell(vd, loo_refs[j], loo_members[j], r, match,
-                                              _null_profile(name, vd, loo_refs[j]))
+                    full = _candidate_cells(vd, refs, members, match,
+                                            _null_profiles(name, vd, refs), ("null", name))[r]
+                    loo = {j: _candidate_cells(vd, loo_refs[j], loo_members[j], match,
+                                               _null_profiles(name, vd, loo_refs[j]),
+                                               ("null", name))[r]
                            for j in members}
                     m_mean = float(np.mean(list(full.aps.values())))
                     lo, hi = _jackknife_ci(m_mean, [float(np.mean(list(loo[j].aps.values())))
@@ -652,19 +710,20 @@ def generic_null_rows(bb: pd.DataFrame, subjects: Sequence[str], rois: Sequence[
     return pd.DataFrame(rows)
 
 
-def _identified(vd: _VariantData, refs, members, r, match, profile_fn) -> list[int]:
-    """For every (target s, stand-in s*): the ROI r″ whose reference ā^{−{s,s*}}[r″] the
-    candidate's profile for r matches best (compared on the entries of r″, as specificity)."""
-    out = []
+def _identified(vd: _VariantData, refs, members, match, profiles, key) -> np.ndarray:
+    """For every ROI r and (target s, stand-in s*): the ROI r″ whose reference
+    ā^{−{s,s*}}[r″] the candidate's profile for r matches best (compared on the entries of r″,
+    as specificity); -1 where no comparison is defined. Shape (R, n_pairs)."""
+    pairs = _pair_matrices(vd, refs, members, match, profiles, key)
+    cols = []
     for s in members:
         for s2 in members:
             if s2 == s:
                 continue
-            prof, _ = profile_fn(s, s2)
-            ref = refs[s, s2]
-            aps = vd.match_rows(prof, ref, s, match)
-            out.append(int(np.nanargmax(aps)) if np.isfinite(aps).any() else -1)
-    return out
+            C = pairs[s, s2][0]
+            ok = np.isfinite(C).any(axis=1)
+            cols.append(np.where(ok, np.where(np.isfinite(C), C, -np.inf).argmax(axis=1), -1))
+    return np.stack(cols, axis=1)
 
 
 def roi_identification(bb: pd.DataFrame, mb: pd.DataFrame, subjects: Sequence[str],
@@ -704,10 +763,10 @@ def roi_identification(bb: pd.DataFrame, mb: pd.DataFrame, subjects: Sequence[st
         for match in matches:
             profiles = [(BRAIN, None, None), *((ms.name, ms.weights, ms) for ms in cands)]
             for name, weights, ms in profiles:
-                ident = np.array([_identified(vd, refs, members, r, match,
-                                              _brain_profile(vd, r) if ms is None
-                                              else _model_profile(vd, ms, members, r))
-                                  for r in range(R)])  # (R, pairs)
+                prof_fn = (_brain_profiles(vd) if ms is None
+                           else _model_profiles(vd, ms, members))
+                key = ("brain",) if ms is None else ("model", ms.name, ms.weights)
+                ident = _identified(vd, refs, members, match, prof_fn, key)  # (R, pairs)
                 truth = np.arange(R)[:, None]
                 acc = float(np.mean(ident == truth))
                 rng = stream(seed, measure, variant, match, name, "roi-label-permutation")
