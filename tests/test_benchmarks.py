@@ -99,3 +99,19 @@ def test_write_result_records_machine(tmp_path):
     stats, result = _common.timeit(lambda: 3, repeats=3)
     assert result == 3 and len(stats["times_s"]) == 3
     assert "alignpatterns.measures.cka_sha256" in _common.code_version(["alignpatterns.measures.cka"])
+
+
+def test_apa_benchmark_quick_runs_every_stage():
+    import bench_apa
+
+    cfg = bench_apa.QUICK
+    payload = bench_apa.run_benchmark(cfg, ["cka-linear-debiased"], log=_quiet)
+    stage = payload["apa_stage"]
+    # one summary row per variant × ROI × (candidates + the brain baseline)
+    assert stage["n_summary_rows"] == len(bench_apa.VARIANTS) * cfg["rois"] * (
+        cfg["candidates"] + 1)
+    assert stage["per_measure_s"] == pytest.approx(
+        stage["run_apa_s"] + stage["generic_nulls_s"] + stage["identification_s"])
+    bb = payload["brain_brain"]["per_measure"]["cka-linear-debiased"]
+    # one (target, source) pair: R × R ROI pairs on both splits
+    assert bb["n_rows"] == 2 * cfg["rois"] ** 2
