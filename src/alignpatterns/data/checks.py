@@ -78,8 +78,8 @@ def check_betas(betas, where: str, split: str, reps: int, n_stimuli: int | None 
         raise DataFormatError(f"{where}: expected {split} betas as a 3-D array (stimuli, "
                               f"repetitions, vertices), found {type(betas).__name__} "
                               f"{getattr(betas, 'shape', '')}")
-    expected = (n_stimuli if n_stimuli is not None else "n_stimuli", reps,
-                n_vertices if n_vertices is not None else "n_vertices")
+    expected = "({}, {}, {})".format(n_stimuli if n_stimuli is not None else "n_stimuli", reps,
+                                     n_vertices if n_vertices is not None else "n_vertices")
     if (betas.shape[1] != reps or (n_stimuli is not None and betas.shape[0] != n_stimuli)
             or (n_vertices is not None and betas.shape[2] != n_vertices)):
         hint = ""
