@@ -11,7 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from alignpatterns.data.safe_pickle import DataFormatError, allowed_global, load_pickle, loads_pickle
+from alignpatterns.data.safe_pickle import (
+    DataFormatError,
+    allowed_global,
+    load_pickle,
+    loads_pickle,
+)
 
 FIX = Path(__file__).resolve().parent / "fixtures"
 sys.path.insert(0, str(FIX))
