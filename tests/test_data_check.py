@@ -204,3 +204,31 @@ def test_missing_root(mini, capsys, tmp_path):
     cfg["dataset"]["root"] = str(tmp_path / "nowhere")
     cfg_path.write_text(yaml.safe_dump(cfg))
     _fails(cfg_path, capsys, str(tmp_path / "nowhere"), "not found")
+
+
+def test_stimulus_missing_in_one_subject_is_excluded_for_all(mini, tmp_path):
+    import json
+
+    from alignpatterns import pipeline
+    from alignpatterns.cli import _validated_config
+    from alignpatterns.config import resolve_config
+    from alignpatterns.data.prepared import load_subject
+
+    root, cfg_path, _ = mini
+
+    def lose(o):
+        b = o[0].copy()
+        b[4] = np.nan  # vid0005: every repetition lost in sub-02 (a patterned NaN block)
+        return b, o[1]
+
+    _edit(_betas(root, "02", "train"), lose)
+    cfg = resolve_config(_validated_config(str(cfg_path)))
+    table = pipeline.check_data(cfg, str(tmp_path / "c.parquet"), str(tmp_path / "d.json"))
+    info = json.loads((tmp_path / "d.json").read_text())
+    assert info["nan_stimuli"] == ["vid0005"] and "vid0005" not in info["train_ids"]
+    assert info["n_train"] == W.N_TRAIN - 1 and not table["missing"].any()
+    for sub in SUBJECTS:
+        pipeline.prepare_brain(cfg, sub, str(tmp_path / f"{sub}.npz"), str(tmp_path / "d.json"))
+        sd = load_subject(tmp_path / f"{sub}.npz")
+        assert "vid0005" not in sd.train_ids
+        assert np.isfinite(sd.rois["A"].train).all()

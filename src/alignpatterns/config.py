@@ -60,6 +60,9 @@ def resolve_config(config: dict, repo: Path = DEFAULT_REPO) -> dict:
     if synth:
         synth = {"seed": 0, "subjects": 6, "rois": 10, "train": 200, "test": 60, **synth}
         ds["synthesize"] = synth
+    if not synth and not Path(ds["root"]).exists():
+        raise ConfigError(f"{ds['root']}: dataset root not found (dataset.root, relative to the "
+                          "working directory); see config/README.md for how to obtain the data")
     if cfg["subjects"] == "all":
         if synth:
             cfg["subjects"] = [f"{i:02d}" for i in range(1, synth["subjects"] + 1)]

@@ -70,6 +70,13 @@ def check_data(cfg: dict, table_path: str, info_path: str) -> pd.DataFrame:
     if not Path(layout.root).exists():
         raise DataFormatError(f"{layout.root}: dataset root not found (dataset.root)")
     subjects = [_prepare(cfg, layout, s) for s in cfg["subjects"]]
+    nan_stimuli = sorted({i for sd in subjects for i in sd.nan_stimuli})
+    if nan_stimuli:  # SPEC.md §1: a stimulus missing in any subject is dropped for all
+        for sd in subjects:
+            if sd.nan_stimuli:
+                log.warning("sub-%s: stimuli NaN in every repetition: %s (excluded for all "
+                            "subjects)", sd.subject, sd.nan_stimuli)
+        subjects = [_prepare(cfg, layout, s, nan_stimuli) for s in cfg["subjects"]]
     check_stimulus_ids(subjects, layout)
     check_videos(layout, subjects[0].train_ids + subjects[0].test_ids)
     rows = [row for sd in subjects for row in sd.summary]
@@ -90,23 +97,30 @@ def check_data(cfg: dict, table_path: str, info_path: str) -> pd.DataFrame:
             "lp_n_components": k, "n_train": len(subjects[0].train_ids),
             "n_test": len(subjects[0].test_ids),
             "train_ids": subjects[0].train_ids, "test_ids": subjects[0].test_ids}
+    if nan_stimuli:
+        info["nan_stimuli"] = nan_stimuli
     io.write_table(table, table_path, "check_data", cfg)
     io.write_json(info_path, info)
     return table
 
 
-def _prepare(cfg, layout, subject):
+def _prepare(cfg, layout, subject, extra_exclusions=()):
+    exclude = list(cfg["dataset"].get("exclude_stimuli", [])) + list(extra_exclusions)
     return layout.prepare_subject(subject, cfg["rois"],
                                   reliability_threshold=cfg["reliability_threshold"],
-                                  min_vertices=cfg["min_vertices"],
-                                  exclude_stimuli=cfg["dataset"].get("exclude_stimuli", []))
+                                  min_vertices=cfg["min_vertices"], exclude_stimuli=exclude)
 
 
-def prepare_brain(cfg: dict, subject: str, out: str) -> None:
-    """Prepare one subject (averaging, train-only selection) and store it."""
+def prepare_brain(cfg: dict, subject: str, out: str, info_path: str | None = None) -> None:
+    """Prepare one subject (averaging, train-only selection) and store it.
+
+    ``info_path``: the ``dataset.json`` of :func:`check_data`, whose ``nan_stimuli`` (stimuli
+    missing in some subject) are excluded as well.
+    """
     from alignpatterns.data.prepared import save_subject
 
-    save_subject(_prepare(cfg, _layout(cfg), subject), out)
+    extra = json.loads(Path(info_path).read_text()).get("nan_stimuli", []) if info_path else []
+    save_subject(_prepare(cfg, _layout(cfg), subject, extra), out)
 
 
 def _load_subjects(paths: Sequence[str]):

@@ -142,7 +142,12 @@ class BMDLayout:
         """The vertex labels (fsLR32k, fsaverage)."""
         if self.labels:
             return load_labels(self.labels, self.grayordinates)
-        return load_npy_labels(*self.atlas_files(self.atlas))
+        npy, tsv = self.atlas_files(self.atlas)
+        if not npy.exists() and self.atlas != "synthetic":
+            raise DataFormatError(
+                f"{npy}: ROI label file not found; set dataset.labels to the {self.atlas!r} "
+                f"label file (e.g. the HCP-MMP1.0 .dlabel.nii for {self.space}; docs/data.md)")
+        return load_npy_labels(npy, tsv)
 
     def open_subject(self, subject: str) -> _WholeBrainSubject:
         return _WholeBrainSubject(self, subject)

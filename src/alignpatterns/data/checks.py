@@ -1,7 +1,7 @@
 """Structural checks shared by every dataset format (SPEC.md §1; ``reference/bmd_format.md``).
 
 Each check raises :class:`~alignpatterns.data.safe_pickle.DataFormatError` whose message names the
-file, what was expected and what was found. Whole-brain arrays are scanned in vertex chunks so a
+file, what was expected and what was found. Whole-brain arrays are scanned in blocks of stimuli so a
 check never allocates more than a small fraction of the betas.
 """
 
@@ -16,8 +16,8 @@ from alignpatterns.data.safe_pickle import DataFormatError
 __all__ = ["check_betas", "check_ids", "nan_pattern", "implied_ids"]
 
 _ID = re.compile(r"^vid(\d{4,})$")
-#: Vertices per chunk when scanning a whole-brain array.
-CHUNK = 4096
+#: Bytes of betas per block when scanning a whole-brain array.
+CHUNK_BYTES = 1 << 26
 
 
 def implied_ids(n: int, start: int = 1) -> list[str]:
@@ -107,7 +107,8 @@ def nan_pattern(betas: np.ndarray) -> dict:
 
     A NaN at (s, r, v) is *patterned* when trial (s, r) is NaN at every vertex (a missing trial),
     or vertex v is NaN in every repetition of stimulus s (the vertex is dropped, SPEC.md §1).
-    Anything else is *scattered*, which points to a corrupt or mis-assembled file.
+    Anything else is *scattered*, which points to a corrupt or mis-assembled file. Both patterns
+    lie within one stimulus, so the array is scanned in contiguous blocks of stimuli.
 
     Returns
     -------
@@ -116,25 +117,24 @@ def nan_pattern(betas: np.ndarray) -> dict:
         ``example`` (s, r, v) of the first scattered NaN or None.
     """
     S, R, V = betas.shape
-    trial_all = np.ones((S, R), dtype=bool)
-    n_nan = n_inf = 0
-    for a in range(0, V, CHUNK):
-        blk = betas[:, :, a:a + CHUNK]
+    step = max(1, CHUNK_BYTES // max(1, R * V * betas.itemsize))
+    n_nan = n_inf = n_scattered = 0
+    example, missing = None, []
+    for a in range(0, S, step):
+        blk = betas[a:a + step]
         nan = np.isnan(blk)
-        n_nan += int(nan.sum())
+        k = int(nan.sum())
         n_inf += int(np.isinf(blk).sum())
-        trial_all &= nan.all(axis=2)
-    n_scattered, example = 0, None
-    if n_nan:
-        for a in range(0, V, CHUNK):
-            nan = np.isnan(betas[:, :, a:a + CHUNK])
-            loose = nan & ~trial_all[:, :, None] & ~nan.all(axis=1, keepdims=True)
-            k = int(loose.sum())
-            if k and example is None:
-                s, r, v = (int(x[0]) for x in np.nonzero(loose))
-                example = (s, r, v + a)
-            n_scattered += k
-    if V == 0:
-        trial_all[:] = False
+        if not k or not V:
+            continue
+        n_nan += k
+        trial = nan.all(axis=2)  # (s, r)
+        missing += [(a + int(s), int(r)) for s, r in np.argwhere(trial)]
+        loose = nan & ~trial[:, :, None] & ~nan.all(axis=1, keepdims=True)
+        k = int(loose.sum())
+        if k and example is None:
+            s, r, v = (int(x[0]) for x in np.nonzero(loose))
+            example = (a + s, r, v)
+        n_scattered += k
     return {"n_nan": n_nan, "n_inf": n_inf, "n_scattered": n_scattered, "example": example,
-            "missing_trials": [tuple(int(i) for i in x) for x in np.argwhere(trial_all)]}
+            "missing_trials": missing}

@@ -14,6 +14,7 @@ rules that do not depend on the format:
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -67,6 +68,9 @@ class SubjectData:
     test_ids: list[str]
     rois: dict[str, ROIData | None]
     summary: list[dict] = field(default_factory=list)
+    #: Kept stimuli that are NaN in every repetition at every vertex of some ROI (missing in this
+    #: subject); ``check-data`` excludes them for all subjects (SPEC.md §1).
+    nan_stimuli: list[str] = field(default_factory=list)
 
 
 class SubjectSource:
@@ -138,14 +142,17 @@ def prepare(source: SubjectSource, rois: Sequence[str], reliability_threshold: f
     if set(ids["train"]) & set(ids["test"]):
         raise DataFormatError(f"{source.files['test']}: expected test stimulus ids disjoint from "
                               f"the train ids, found {sorted(set(ids['train']) & set(ids['test']))[:5]}")
-    out, summary = {}, []
+    out, summary, nan_stimuli = {}, [], set()
     for roi in rois:
         betas, verts = source.roi_betas(roi)
         n_all = int(verts.size)
         data = {s: betas[s][keep[s]] if not keep[s].all() else betas[s] for s in SPLITS}
         ok = np.ones(n_all, dtype=bool)
         for s in SPLITS:  # drop vertices NaN in all repetitions of any kept stimulus
-            ok &= ~np.any(np.all(np.isnan(data[s]), axis=1), axis=0)
+            all_nan = np.all(np.isnan(data[s]), axis=1)  # (stimuli, vertices)
+            lost = np.all(all_nan, axis=1) if n_all else np.zeros(len(ids[s]), dtype=bool)
+            nan_stimuli.update(i for i, x in zip(ids[s], lost, strict=True) if x)
+            ok &= ~np.any(all_nan[~lost], axis=0)  # a stimulus lost everywhere is excluded instead
         rel = {}
         for s in SPLITS:
             shipped = source.roi_ncsnr(roi, s, verts)
@@ -168,13 +175,16 @@ def prepare(source: SubjectSource, rois: Sequence[str], reliability_threshold: f
         else:
             tr = data["train"][:, :, idx]
             te = data["test"][:, :, idx]
+            with warnings.catch_warnings():  # rows of nan_stimuli stay NaN until excluded
+                warnings.simplefilter("ignore", RuntimeWarning)
+                avg = {"train": np.nanmean(tr, axis=1), "test": np.nanmean(te, axis=1)}
             out[roi] = ROIData(vertices=verts[idx], train_reps=tr, test_reps=te,
-                               train=np.nanmean(tr, axis=1), test=np.nanmean(te, axis=1),
+                               train=avg["train"], test=avg["test"],
                                ncsnr_train=rel["train"][idx], ncsnr_test=rel["test"][idx],
                                n_reps_test=_harmonic_reps(te))
         summary.append(row)
     return SubjectData(subject=source.subject, train_ids=ids["train"], test_ids=ids["test"],
-                       rois=out, summary=summary)
+                       rois=out, summary=summary, nan_stimuli=sorted(nan_stimuli))
 
 
 def check_stimulus_ids(subjects: Sequence[SubjectData], files) -> None:

@@ -25,6 +25,7 @@ import inspect
 import io
 import pickle
 import struct
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -71,6 +72,10 @@ class _RestrictedUnpickler(pickle._Unpickler):
 
     dispatch = dict(pickle._Unpickler.dispatch)
 
+    def __init__(self, file, **kw):
+        super().__init__(file, **kw)
+        self._file_readinto = getattr(file, "readinto", None)
+
     def find_class(self, module, name):
         if self.proto < 3:  # Python 2 names (copy_reg, __builtin__), as pickle's fix_imports
             if (module, name) in _compat_pickle.NAME_MAPPING:
@@ -98,6 +103,41 @@ class _RestrictedUnpickler(pickle._Unpickler):
                 self.memo[k] = rebuilt
 
     dispatch[pickle.BUILD[0]] = load_build
+
+    def _read_new_bytearray(self, n: int) -> bytearray:
+        """Read ``n`` bytes into a new bytearray without an intermediate bytes copy.
+
+        (``pickle._Unframer.readinto`` reads ``file.read(n)`` and copies it when the previous
+        frame is exhausted, which doubles the peak memory of a 3 GB array.)
+        """
+        buf = bytearray(n)
+        unframer = self._unframer
+        if unframer.current_frame is not None:
+            got = unframer.current_frame.readinto(buf)
+            if got == n:
+                return buf
+            if got:
+                raise pickle.UnpicklingError("pickle exhausted before end of frame")
+            unframer.current_frame = None
+        if self._file_readinto is None:
+            buf[:] = unframer.file_read(n)
+            return buf
+        view, pos = memoryview(buf), 0
+        while pos < n:
+            k = self._file_readinto(view[pos:])
+            if not k:
+                raise EOFError(f"expected {n} bytes of array data, found {pos}")
+            pos += k
+        return buf
+
+    def load_bytearray8(self):
+        (n,) = struct.unpack("<Q", self.read(8))
+        if n > sys.maxsize:
+            raise pickle.UnpicklingError(f"BYTEARRAY8 exceeds system's maximum size of "
+                                         f"{sys.maxsize} bytes")
+        self.append(self._read_new_bytearray(n))
+
+    dispatch[pickle.BYTEARRAY8[0]] = load_bytearray8
 
 
 def _array_view(inst, state):
