@@ -127,3 +127,30 @@ def test_truncated_and_wrong_size_arrays():
     data = pickle.dumps(np.arange(100.0), protocol=2)
     with pytest.raises(DataFormatError, match="corrupt"):
         loads_pickle(data[:-30], "x.pkl")
+
+
+@pytest.mark.parametrize("protocol", [4, 5])  # (Python 3 protocol 2 text-encodes the bytes)
+def test_large_arrays_are_read_in_place(protocol, monkeypatch):
+    """Payloads ≥ LARGE go to a bytearray the array views (no bytes → array copy)."""
+    from alignpatterns.data import safe_pickle
+
+    monkeypatch.setattr(safe_pickle, "LARGE", 1024)
+    a = np.arange(5000.0).reshape(50, 100)
+    got, name = loads_pickle(pickle.dumps((a, "vid0001"), protocol=protocol))
+    np.testing.assert_array_equal(got, a)
+    assert isinstance(got.base, (bytearray, memoryview)) or isinstance(
+        getattr(got.base, "base", None), (bytearray, memoryview)), type(got.base)
+    assert name == "vid0001"
+
+
+def test_large_python2_string_array_is_not_decoded():
+    from alignpatterns.data import safe_pickle
+
+    a = fixture_arrays()["train"]
+    old = safe_pickle.LARGE
+    safe_pickle.LARGE = 64
+    try:
+        got = loads_pickle(algonauts_py2())
+    finally:
+        safe_pickle.LARGE = old
+    np.testing.assert_array_equal(got["train"], a)

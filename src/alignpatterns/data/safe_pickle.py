@@ -67,6 +67,10 @@ def allowed_global(module: str, name: str) -> bool:
     return module in _NIBABEL_MODULES
 
 
+#: Payloads from this size on are treated as array data (read in place, never decoded as text).
+LARGE = 1 << 24
+
+
 class _RestrictedUnpickler(pickle._Unpickler):
     """Pure-Python unpickler (its ``load_build`` can be overridden) with an allow-list."""
 
@@ -138,6 +142,32 @@ class _RestrictedUnpickler(pickle._Unpickler):
         self.append(self._read_new_bytearray(n))
 
     dispatch[pickle.BYTEARRAY8[0]] = load_bytearray8
+
+    def _load_large(self, n: int, small):
+        """Payloads ≥ LARGE bytes (array data) are read in place into a bytearray; a plain
+        ``file.read`` of more than 2 GiB is assembled from partial reads, i.e. copied."""
+        if n >= LARGE:
+            self.append(self._read_new_bytearray(n))
+        else:
+            small(n)
+
+    def load_binbytes(self):
+        (n,) = struct.unpack("<I", self.read(4))
+        self._load_large(n, lambda k: self.append(self.read(k)))
+
+    def load_binbytes8(self):
+        (n,) = struct.unpack("<Q", self.read(8))
+        self._load_large(n, lambda k: self.append(self.read(k)))
+
+    def load_binstring(self):  # Python 2 str: array data stays bytes instead of latin1 text
+        (n,) = struct.unpack("<i", self.read(4))
+        if n < 0:
+            raise pickle.UnpicklingError("BINSTRING pickle has negative byte count")
+        self._load_large(n, lambda k: self.append(self._decode_string(self.read(k))))
+
+    dispatch[pickle.BINBYTES[0]] = load_binbytes
+    dispatch[pickle.BINBYTES8[0]] = load_binbytes8
+    dispatch[pickle.BINSTRING[0]] = load_binstring
 
 
 def _array_view(inst, state):
