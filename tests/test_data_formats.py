@@ -187,3 +187,40 @@ def test_prepare_is_format_independent_on_a_plain_source(betas):
     sd = prepare(Src(), ["all"], min_vertices=3)
     keep = np.flatnonzero(ncsnr(tr)[0] >= 0.2)
     np.testing.assert_array_equal(sd.rois["all"].vertices, keep)
+
+
+@pytest.mark.parametrize("space", ["MNI152", "fsaverage"])
+def test_shipped_noise_ceilings_of_mni152_and_fsaverage(space, betas, tmp_path):
+    """MNI152: (ncsnr, NC%, mask) over the voxel axis; fsaverage: one file per hemisphere."""
+    tr, te = betas
+    (W.write_mni if space == "MNI152" else W.write_fsaverage)(tmp_path, SUB, tr, te)
+    p = tmp_path / f"derivatives/versionB/{space}/GLM/sub-01/prepared_betas"
+    snr = {s: ncsnr(b, n=n)[0] for s, b, n in (("train", tr, 3), ("test", te, 10))}
+    snr["train"][W.ROIS["B"][1]] = 0.0  # only the shipped values can remove these
+    snr["test"][:] = 7.0
+    for split, n in (("train", 3), ("test", 10)):
+        nc = 100 * snr[split] ** 2 / (snr[split] ** 2 + 1 / n)
+        if space == "MNI152":
+            W.dump(p / f"sub-01_noiseceiling_task-{split}_n-{n}.pkl",
+                   (snr[split], nc, W.mask_image(W.N_VERT)))
+        else:
+            for hemi, sl in (("left", slice(0, W.N_LEFT)), ("right", slice(W.N_LEFT, None))):
+                W.dump(p / f"sub-01_noiseceiling_space-fsaverage_task-{split}_hemi-{hemi}_n-{n}"
+                           ".pkl", (snr[split][sl], nc[sl]))
+    d = _open(tmp_path, space=space).prepare_subject(SUB, ["B"], min_vertices=3).rois["B"]
+    assert set(d.vertices) <= set(W.ROIS["B"][0]) and d.vertices.size >= 3
+    np.testing.assert_array_equal(d.ncsnr_test, 7.0)
+
+
+def test_annotations(tmp_path):
+    import json
+
+    from alignpatterns.data.stimuli import load_annotations
+
+    path = tmp_path / "annotations.json"
+    path.write_text(json.dumps({"0001": {"set": "train", "text_descriptions": ["a dog runs"]},
+                                "0002": {"set": "test", "text_descriptions": []}}))
+    ann = load_annotations(path, ["vid0001", "vid0002"])
+    assert ann["vid0001"]["text_descriptions"] == ["a dog runs"]
+    with pytest.raises(DataFormatError, match=r"annotations.json: expected an entry '0003'"):
+        load_annotations(path, ["vid0003"])
