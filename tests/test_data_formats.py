@@ -224,3 +224,15 @@ def test_annotations(tmp_path):
     assert ann["vid0001"]["text_descriptions"] == ["a dog runs"]
     with pytest.raises(DataFormatError, match=r"annotations.json: expected an entry '0003'"):
         load_annotations(path, ["vid0003"])
+
+
+def test_missing_roi_file_names_the_files(betas, tmp_path):
+    tr, te = betas
+    W.write_allvoxel(tmp_path, SUB, tr, te)
+    ds = _open(tmp_path, space="MNI152", betas="allvoxel")
+    (ds.roi_file(SUB, "rB")).unlink()
+    with pytest.raises(DataFormatError, match=r"sub-01_roi-B_betas_normalized.pkl: ROI file not "
+                                              r"found \(nor both hemisphere files "
+                                              r"sub-01_roi-lB_betas_normalized.pkl and "
+                                              r"sub-01_roi-rB_betas_normalized.pkl\)"):
+        ds.prepare_subject(SUB, ["A", "B"], min_vertices=3)

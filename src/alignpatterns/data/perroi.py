@@ -78,7 +78,10 @@ class BMDPerROI:
         if self.version == "A" or self.hemispheres == "separate" or own.exists():
             return [own]
         halves = [self.roi_file(subject, f"{h}{roi}") for h in "lr"]
-        return halves if all(p.exists() for p in halves) else [own]
+        if all(p.exists() for p in halves):
+            return halves
+        raise DataFormatError(f"{own}: ROI file not found (nor both hemisphere files "
+                              f"{halves[0].name} and {halves[1].name})")
 
     @property
     def videos(self) -> Path:
