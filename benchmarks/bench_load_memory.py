@@ -10,8 +10,9 @@ processes the peak resident set size (``resource.getrusage(...).ru_maxrss``) of:
 - ``open``: ``BMDLayout.open_subject`` (loads and checks both splits: structure, ids, NaN pattern);
 - ``prepare``: ``BMDLayout.prepare_subject`` with the paper's 8 excluded stimuli and 19 ROIs.
 
-Each child reports its current RSS after imports (baseline) and its peak; "extra" = peak − baseline, and
-"copies" = extra / size of the betas. The files are deleted afterwards.
+Each child reports its current RSS after imports (baseline) and its peak; "extra" = peak − baseline,
+"output" = the arrays the prepared subject holds (kept ROI vertices; ``prepare`` only), and
+"copies" = (extra − output) / size of the betas. The files are deleted afterwards.
 
 Run ``python benchmarks/bench_load_memory.py`` (needs ~6 GB of free disk under ``--tmp`` and ~4 GB
 of free memory; ~2 minutes) or ``--quick`` (1/20 of the vertices). ``--protocol 4`` writes the
@@ -96,7 +97,11 @@ elif mode == "open":
 elif mode == "prepare":
     sd = lay.prepare_subject("01", [f"R{k}" for k in range(1, 20)], 0.2, 10,
                              json.loads(sys.argv[3]))
-print(json.dumps({"mode": mode, "baseline_gb": base, "peak_gb": rss(),
+out_gb = 0.0
+if mode == "prepare":  # what the prepared subject itself holds (kept ROI vertices only)
+    out_gb = sum(a.nbytes for d in sd.rois.values() if d is not None
+                 for a in vars(d).values() if isinstance(a, np.ndarray)) / 1e9
+print(json.dumps({"mode": mode, "baseline_gb": base, "peak_gb": rss(), "output_gb": out_gb,
                   "seconds": time.perf_counter() - t}))
 """
 
@@ -114,22 +119,33 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="1/20 of the vertices")
     ap.add_argument("--protocol", type=int, default=pickle.HIGHEST_PROTOCOL)
     ap.add_argument("--tmp", default=None, help="folder for the temporary dataset")
+    ap.add_argument("--modes", nargs="+", default=["pickle", "safe_load", "open", "prepare"])
     ap.add_argument("--src", default=str(Path(__file__).resolve().parents[1] / "src"))
+    ap.add_argument("--write-only", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     n_vert = N_GRAY // 20 if args.quick else N_GRAY
+    if args.write_only:
+        print(write_subject(Path(args.write_only), n_vert, args.protocol))
+        return 0
     tmp = Path(tempfile.mkdtemp(prefix="bench_load_", dir=args.tmp))
     try:
         t = time.perf_counter()
-        gb = write_subject(tmp, n_vert, args.protocol)
+        # written by a child: Linux carries a process's peak RSS across fork + exec into
+        # ru_maxrss of its children, so this process must stay small
+        cmd = [sys.executable, __file__, "--write-only", str(tmp), "--protocol",
+               str(args.protocol)] + (["--quick"] if args.quick else [])
+        gb = float(subprocess.run(cmd, capture_output=True, text=True, check=True)
+                   .stdout.strip().splitlines()[-1])
         print(f"wrote {gb:.3f} GB of betas ({n_vert} vertices, protocol {args.protocol}) in "
               f"{time.perf_counter() - t:.0f} s")
-        print(f"{'mode':<10} {'baseline GB':>11} {'peak GB':>8} {'extra GB':>9} {'copies':>7} "
-              f"{'seconds':>8}")
-        for mode in ("pickle", "safe_load", "open", "prepare"):
+        print(f"{'mode':<10} {'baseline GB':>11} {'peak GB':>8} {'extra GB':>9} "
+              f"{'output GB':>9} {'copies':>7} {'seconds':>8}")
+        for mode in args.modes:
             r = measure(mode, tmp, Path(args.src))
             extra = r["peak_gb"] - r["baseline_gb"]
+            copies = (extra - r["output_gb"]) / gb
             print(f"{mode:<10} {r['baseline_gb']:>11.3f} {r['peak_gb']:>8.3f} {extra:>9.3f} "
-                  f"{extra / gb:>7.2f} {r['seconds']:>8.1f}", flush=True)
+                  f"{r['output_gb']:>9.3f} {copies:>7.2f} {r['seconds']:>8.1f}", flush=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return 0
