@@ -236,3 +236,22 @@ def test_missing_roi_file_names_the_files(betas, tmp_path):
                                               r"sub-01_roi-lB_betas_normalized.pkl and "
                                               r"sub-01_roi-rB_betas_normalized.pkl\)"):
         ds.prepare_subject(SUB, ["A", "B"], min_vertices=3)
+
+
+def test_mni152_mask_pickled_from_a_file_that_is_gone(betas, tmp_path, caplog):
+    """The released 3-tuples may hold an image made by nib.load() on the authors' machine: its
+    data proxy points to a file the user does not have. Loading must not depend on it."""
+    import nibabel as nib
+
+    tr, te = betas
+    W.write_mni(tmp_path, SUB, tr, te)
+    img_path = tmp_path / "gone.nii"
+    nib.save(W.mask_image(W.N_VERT), img_path)
+    proxy_img = nib.load(img_path)  # data not read: an ArrayProxy on gone.nii
+    p = tmp_path / "derivatives/versionB/MNI152/GLM/sub-01/prepared_betas"
+    W.dump(p / "sub-01_organized_betas_task-train_normalized.pkl",
+           (tr, W.ids(W.N_TRAIN), proxy_img))
+    img_path.unlink()
+    src = _open(tmp_path, space="MNI152").open_subject(SUB)
+    np.testing.assert_array_equal(src.roi_betas("A")[0]["train"], _roi_reference(tr, te, "A")[0])
+    assert "cannot be read" in caplog.text
