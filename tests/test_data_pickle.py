@@ -138,8 +138,12 @@ def test_large_arrays_are_read_in_place(protocol, monkeypatch):
     a = np.arange(5000.0).reshape(50, 100)
     got, name = loads_pickle(pickle.dumps((a, "vid0001"), protocol=protocol))
     np.testing.assert_array_equal(got, a)
-    assert isinstance(got.base, (bytearray, memoryview)) or isinstance(
-        getattr(got.base, "base", None), (bytearray, memoryview)), type(got.base)
+    base = got
+    while getattr(base, "base", None) is not None:  # the buffer the file was read into
+        base = base.base
+    if isinstance(base, memoryview):
+        base = base.obj
+    assert isinstance(base, np.ndarray) and base.dtype == np.uint8 and base.nbytes == a.nbytes
     assert name == "vid0001"
 
 

@@ -108,13 +108,15 @@ class _RestrictedUnpickler(pickle._Unpickler):
 
     dispatch[pickle.BUILD[0]] = load_build
 
-    def _read_new_bytearray(self, n: int) -> bytearray:
-        """Read ``n`` bytes into a new bytearray without an intermediate bytes copy.
+    def _read_new_bytearray(self, n: int):
+        """Read ``n`` bytes into a new buffer without an intermediate bytes copy.
 
         (``pickle._Unframer.readinto`` reads ``file.read(n)`` and copies it when the previous
-        frame is exhausted, which doubles the peak memory of a 3 GB array.)
+        frame is exhausted, which doubles the peak memory of a 3 GB array.) Payloads ≥ LARGE go
+        to an uninitialised uint8 array (no zero-fill of gigabytes before reading); the array
+        reconstruction views it like a bytearray.
         """
-        buf = bytearray(n)
+        buf = np.empty(n, dtype=np.uint8) if n >= LARGE else bytearray(n)
         unframer = self._unframer
         if unframer.current_frame is not None:
             got = unframer.current_frame.readinto(buf)
@@ -124,7 +126,8 @@ class _RestrictedUnpickler(pickle._Unpickler):
                 raise pickle.UnpicklingError("pickle exhausted before end of frame")
             unframer.current_frame = None
         if self._file_readinto is None:
-            buf[:] = unframer.file_read(n)
+            buf[:] = np.frombuffer(unframer.file_read(n), np.uint8) if isinstance(
+                buf, np.ndarray) else unframer.file_read(n)
             return buf
         view, pos = memoryview(buf), 0
         while pos < n:
@@ -188,7 +191,9 @@ def _array_view(inst, state):
         return None
     if isinstance(raw, str):  # Python 2 pickle read with encoding="latin1"
         raw = raw.encode("latin1")
-    if not isinstance(raw, (bytes, bytearray)):
+    if isinstance(raw, np.ndarray) and raw.dtype == np.uint8 and raw.ndim == 1:
+        raw = memoryview(raw)  # a large payload read in place (_read_new_bytearray)
+    if not isinstance(raw, (bytes, bytearray, memoryview)):
         return None
     shape = tuple(int(s) for s in shape)
     count = int(np.prod(shape, dtype=np.int64))
