@@ -16,14 +16,13 @@ vertex correspondence across subjects).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from alignpatterns.data.checks import check_betas, implied_ids
-from alignpatterns.data.prepare import SPLITS, SubjectData, SubjectSource, prepare
+from alignpatterns.data.prepare import SPLITS, DatasetReader, SubjectSource
 from alignpatterns.data.safe_pickle import DataFormatError, load_pickle
 
 __all__ = ["Algonauts2021", "load_algonauts_roi", "MINI_TRACK_ROIS"]
@@ -34,7 +33,7 @@ REPS = 3
 
 
 @dataclass(frozen=True)
-class Algonauts2021:
+class Algonauts2021(DatasetReader):
     """The Algonauts 2021 dataset.
 
     Parameters
@@ -82,10 +81,6 @@ class Algonauts2021:
     def open_subject(self, subject: str) -> _AlgonautsSubject:
         return _AlgonautsSubject(self, subject)
 
-    def prepare_subject(self, subject: str, rois: Sequence[str], reliability_threshold=0.2,
-                        min_vertices=10, exclude_stimuli=()) -> SubjectData:
-        return prepare(self.open_subject(subject), rois, reliability_threshold, min_vertices,
-                       exclude_stimuli)
 
 
 def load_algonauts_roi(path: Path, n_stimuli: int | None = None) -> tuple[np.ndarray,

@@ -28,10 +28,11 @@ import numpy as np
 from alignpatterns.data.checks import check_betas, check_ids
 from alignpatterns.data.prepare import (
     SPLITS,
+    BMDVideos,
+    DatasetReader,
     ROIData,
     SubjectData,
     SubjectSource,
-    prepare,
 )
 from alignpatterns.data.prepare import check_stimulus_ids as _check_ids_across
 from alignpatterns.data.rois import LabelMap, load_labels, load_npy_labels, mni_roi_indices
@@ -50,7 +51,7 @@ ARITY = {"fsLR32k": 2, "fsaverage": 2, "MNI152": 3}
 
 
 @dataclass(frozen=True)
-class BMDLayout:
+class BMDLayout(BMDVideos, DatasetReader):
     """A BMD (or synthetic BMD-format) versionB dataset with whole-brain prepared betas.
 
     Parameters
@@ -115,18 +116,7 @@ class BMDLayout:
         stem = f"atlas-{name}_space-{self.space}_dseg"
         return base / f"{stem}.npy", base / f"{stem}.tsv"
 
-    # kept for callers of the fsLR32k-only reader
-    atlas_paths = atlas_files
 
-    @property
-    def videos(self) -> Path:
-        if self.videos_dir:
-            return Path(self.videos_dir)
-        return Path(self.root) / "derivatives" / "stimuli_metadata" / "mp4_h264"
-
-    def video_path(self, stimulus: str) -> Path:
-        """``NNNN.mp4`` of stimulus ``vidNNNN``."""
-        return self.videos / f"{stimulus.removeprefix('vid')}.mp4"
 
     @property
     def annotations(self) -> Path:
@@ -155,10 +145,6 @@ class BMDLayout:
     def open_subject(self, subject: str) -> _WholeBrainSubject:
         return _WholeBrainSubject(self, subject)
 
-    def prepare_subject(self, subject: str, rois: Sequence[str], reliability_threshold=0.2,
-                        min_vertices=10, exclude_stimuli=()) -> SubjectData:
-        return prepare(self.open_subject(subject), rois, reliability_threshold, min_vertices,
-                       exclude_stimuli)
 
 
 def load_atlas(layout: BMDLayout, name: str) -> tuple[np.ndarray, dict[str, int]]:

@@ -18,14 +18,13 @@ no vertex correspondence across subjects (SPEC.md §1).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from alignpatterns.data.checks import check_betas, implied_ids
-from alignpatterns.data.prepare import SPLITS, SubjectData, SubjectSource, prepare
+from alignpatterns.data.prepare import SPLITS, BMDVideos, DatasetReader, SubjectSource
 from alignpatterns.data.safe_pickle import DataFormatError, load_pickle
 
 __all__ = ["BMDPerROI", "load_roi_pickle", "KEYS"]
@@ -35,7 +34,7 @@ REPS = {"train": 3, "test": 10}
 
 
 @dataclass(frozen=True)
-class BMDPerROI:
+class BMDPerROI(BMDVideos, DatasetReader):
     """A BMD dataset of per-ROI pickles.
 
     Parameters
@@ -83,14 +82,6 @@ class BMDPerROI:
         raise DataFormatError(f"{own}: ROI file not found (nor both hemisphere files "
                               f"{halves[0].name} and {halves[1].name})")
 
-    @property
-    def videos(self) -> Path:
-        if self.videos_dir:
-            return Path(self.videos_dir)
-        return Path(self.root) / "derivatives" / "stimuli_metadata" / "mp4_h264"
-
-    def video_path(self, stimulus: str) -> Path:
-        return self.videos / f"{stimulus.removeprefix('vid')}.mp4"
 
     def subjects(self) -> list[str]:
         if not self.base.exists():
@@ -103,10 +94,6 @@ class BMDPerROI:
     def open_subject(self, subject: str) -> _PerROISubject:
         return _PerROISubject(self, subject)
 
-    def prepare_subject(self, subject: str, rois: Sequence[str], reliability_threshold=0.2,
-                        min_vertices=10, exclude_stimuli=()) -> SubjectData:
-        return prepare(self.open_subject(subject), rois, reliability_threshold, min_vertices,
-                       exclude_stimuli)
 
 
 def load_roi_pickle(path: Path, n_stimuli: dict | None = None) -> dict[str, np.ndarray]:

@@ -17,13 +17,15 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from alignpatterns.data.safe_pickle import DataFormatError
 from alignpatterns.measures.ceilings import ncsnr as compute_ncsnr
 
-__all__ = ["ROIData", "SubjectData", "SubjectSource", "prepare", "SPLITS"]
+__all__ = ["ROIData", "SubjectData", "SubjectSource", "DatasetReader", "BMDVideos", "prepare",
+           "SPLITS"]
 
 SPLITS = ("train", "test")
 
@@ -99,6 +101,38 @@ class SubjectSource:
     def roi_ncsnr(self, roi: str, split: str, vertices: np.ndarray) -> np.ndarray | None:
         """Shipped ncsnr of ``vertices`` (train: ``n-3`` file), or None to compute it."""
         return None
+
+
+class DatasetReader:
+    """What every format's reader offers beyond :meth:`open_subject` (see ``data/dataset.py``)."""
+
+    def open_subject(self, subject: str) -> SubjectSource:
+        raise NotImplementedError
+
+    def prepare_subject(self, subject: str, rois: Sequence[str],
+                        reliability_threshold: float = 0.2, min_vertices: int = 10,
+                        exclude_stimuli: Sequence[str] = ()) -> SubjectData:
+        """Open, check and prepare one subject (:func:`prepare`)."""
+        return prepare(self.open_subject(subject), rois, reliability_threshold, min_vertices,
+                       exclude_stimuli)
+
+
+class BMDVideos:
+    """Videos of a BMD layout: ``derivatives/stimuli_metadata/mp4_h264/NNNN.mp4`` under ``root``,
+    or the folder ``videos_dir``."""
+
+    root: Path
+    videos_dir: str | None
+
+    @property
+    def videos(self) -> Path:
+        if self.videos_dir:
+            return Path(self.videos_dir)
+        return Path(self.root) / "derivatives" / "stimuli_metadata" / "mp4_h264"
+
+    def video_path(self, stimulus: str) -> Path:
+        """``NNNN.mp4`` of stimulus ``vidNNNN``."""
+        return self.videos / f"{stimulus.removeprefix('vid')}.mp4"
 
 
 def _harmonic_reps(reps: np.ndarray) -> float:
