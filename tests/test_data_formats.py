@@ -255,3 +255,14 @@ def test_mni152_mask_pickled_from_a_file_that_is_gone(betas, tmp_path, caplog):
     src = _open(tmp_path, space="MNI152").open_subject(SUB)
     np.testing.assert_array_equal(src.roi_betas("A")[0]["train"], _roi_reference(tr, te, "A")[0])
     assert "cannot be read" in caplog.text
+
+
+@pytest.mark.filterwarnings("ignore:ncsnr:RuntimeWarning")
+def test_constant_vertices_are_reported_and_never_kept(betas, tmp_path, caplog):
+    tr, te = betas
+    tr = tr.copy()
+    tr[:, :, W.ROIS["A"][0][:2]] = 0.25  # two flat train vertices in A
+    W.write_fslr(tmp_path, SUB, tr, te)
+    d = _open(tmp_path).prepare_subject(SUB, ["A"], min_vertices=3).rois["A"]
+    assert not set(W.ROIS["A"][0][:2]) & set(d.vertices)
+    assert "sub-01 A: 2 constant vertices" in caplog.text

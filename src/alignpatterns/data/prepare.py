@@ -14,6 +14,7 @@ rules that do not depend on the format:
 
 from __future__ import annotations
 
+import logging
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ __all__ = ["ROIData", "SubjectData", "SubjectSource", "DatasetReader", "BMDVideo
            "SPLITS"]
 
 SPLITS = ("train", "test")
+log = logging.getLogger("alignpatterns")
 
 
 @dataclass
@@ -194,7 +196,14 @@ def prepare(source: SubjectSource, rois: Sequence[str], reliability_threshold: f
                 shipped = np.full(n_all, np.nan)
                 shipped[ok] = _computed_ncsnr(data[s][:, :, ok])
             rel[s] = shipped
-        sel = np.isfinite(rel["train"]) & (rel["train"] >= reliability_threshold) & ok
+        tr_ok = data["train"][:, :, ok]
+        const = np.zeros(n_all, dtype=bool)
+        if tr_ok.size:  # constant train vertices have no defined ncsnr: never kept
+            const[ok] = np.nanmax(tr_ok, axis=(0, 1)) == np.nanmin(tr_ok, axis=(0, 1))
+        if const.any():
+            log.warning("sub-%s %s: %d constant vertices (ncsnr undefined, not kept)",
+                        source.subject, roi, int(const.sum()))
+        sel = np.isfinite(rel["train"]) & (rel["train"] >= reliability_threshold) & ok & ~const
         idx = np.flatnonzero(sel)
         row = {"subject": source.subject, "roi": roi, "n_vertices": n_all,
                "n_reliable": int(idx.size),
