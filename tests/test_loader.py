@@ -80,7 +80,7 @@ def test_missing_cell_in_one_subject_is_reported(tiny_copy):
     root, truth = tiny_copy
     lay = BMDLayout(root)
     roi = truth["rois"][1]
-    labels = np.load(lay.atlas("synthetic")[0])
+    labels = np.load(lay.atlas_files("synthetic")[0])
     idx = np.flatnonzero(labels == 2)
     _edit_pickle(lay.noiseceiling("02", "train", 3),
                  lambda o: (np.where(np.isin(np.arange(o[0].size), idx), 0.0, o[0]), o[1]))
@@ -139,9 +139,11 @@ def test_stimulus_ids_differing_between_subjects(tiny_copy):
     root, truth = tiny_copy
     lay = BMDLayout(root)
     path = lay.betas("02", "test")
-    _edit_pickle(path, lambda o: (o[0], [*o[1][:3], "vid9999", *o[1][4:]]))
+    last = f"vid{truth['n_train'] + truth['n_test']:04d}"
+    _edit_pickle(path, lambda o: (o[0][:-1], o[1][:-1]))  # consistent file, one stimulus short
     subs = [_prep(root, truth, s) for s in ("01", "02")]
-    with pytest.raises(DataFormatError, match=rf"{path}.*vid9999"):
+    with pytest.raises(DataFormatError, match=rf"{path}: expected the {truth['n_test']} test "
+                                              rf"stimulus ids of sub-01.*{last}"):
         check_stimulus_ids(subs, lay)
 
 

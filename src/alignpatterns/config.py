@@ -50,7 +50,7 @@ def resolve_config(config: dict, repo: Path = DEFAULT_REPO) -> dict:
     - each model gets ``arch``, ``spec_name`` and ``seed`` (random init: hash(seed, name); the
       ``oracle``: the generator seed derived from the synthesis seed).
     """
-    from alignpatterns.data.bmd import BMDLayout
+    from alignpatterns.data.dataset import open_dataset
     from alignpatterns.synth.dataset import GENERATOR
 
     cfg = copy.deepcopy(config)
@@ -60,12 +60,14 @@ def resolve_config(config: dict, repo: Path = DEFAULT_REPO) -> dict:
     if synth:
         synth = {"seed": 0, "subjects": 6, "rois": 10, "train": 200, "test": 60, **synth}
         ds["synthesize"] = synth
+    if not synth and not Path(ds["root"]).exists():
+        raise ConfigError(f"{ds['root']}: dataset root not found (dataset.root, relative to the "
+                          "working directory); see config/README.md for how to obtain the data")
     if cfg["subjects"] == "all":
         if synth:
             cfg["subjects"] = [f"{i:02d}" for i in range(1, synth["subjects"] + 1)]
         else:
-            cfg["subjects"] = BMDLayout(Path(ds["root"]), ds.get("space", "fsLR32k"),
-                                        ds.get("version", "B")).subjects()
+            cfg["subjects"] = open_dataset(ds).subjects()
             if not cfg["subjects"]:
                 raise ConfigError(f"{ds['root']}: no subjects found")
     if isinstance(cfg["rois"], str):

@@ -38,10 +38,9 @@ def setup(log_path: str | None = None, threads: int = 1) -> None:
 
 
 def _layout(cfg):
-    from alignpatterns.data.bmd import BMDLayout
+    from alignpatterns.data.dataset import open_dataset
 
-    ds = cfg["dataset"]
-    return BMDLayout(Path(ds["root"]), ds.get("space", "fsLR32k"), ds.get("version", "B"))
+    return open_dataset(cfg["dataset"])
 
 
 def synthesize(cfg: dict, out: str, threads: int = 1) -> None:
@@ -57,24 +56,36 @@ def synthesize(cfg: dict, out: str, threads: int = 1) -> None:
 def check_data(cfg: dict, table_path: str, info_path: str) -> pd.DataFrame:
     """Validate the dataset against the config; write the subject × ROI summary.
 
-    Raises a :class:`~alignpatterns.data.safe_pickle.DataFormatError` naming the file on bad
-    input. Missing cells (too few reliable vertices) are reported, not errors; an ROI missing
-    for every subject is an error.
+    Checks every subject's files (structure, axis order, ids, NaN pattern, ROI labels), that the
+    stimulus ids agree across subjects and that every stimulus has a readable video. Raises a
+    :class:`~alignpatterns.data.safe_pickle.DataFormatError` naming the file on bad input. Missing
+    cells (too few reliable vertices) are reported, not errors; an ROI missing for every subject
+    is an error.
     """
-    from alignpatterns.data.bmd import check_stimulus_ids, prepare_subject
+    from alignpatterns.data.bmd import check_stimulus_ids
     from alignpatterns.data.safe_pickle import DataFormatError
+    from alignpatterns.data.stimuli import check_videos
 
     layout = _layout(cfg)
     if not Path(layout.root).exists():
         raise DataFormatError(f"{layout.root}: dataset root not found (dataset.root)")
-    subjects = [_prepare(cfg, layout, s, prepare_subject) for s in cfg["subjects"]]
+    subjects = [_prepare(cfg, layout, s) for s in cfg["subjects"]]
+    nan_stimuli = sorted({i for sd in subjects for i in sd.nan_stimuli})
+    if nan_stimuli:  # SPEC.md §1: a stimulus missing in any subject is dropped for all
+        for sd in subjects:
+            if sd.nan_stimuli:
+                log.warning("sub-%s: stimuli NaN in every repetition: %s (excluded for all "
+                            "subjects)", sd.subject, sd.nan_stimuli)
+        subjects = [_prepare(cfg, layout, s, nan_stimuli) for s in cfg["subjects"]]
     check_stimulus_ids(subjects, layout)
+    check_videos(layout, subjects[0].train_ids + subjects[0].test_ids)
     rows = [row for sd in subjects for row in sd.summary]
     table = pd.DataFrame(rows)
     for roi, g in table.groupby("roi"):
         if g["missing"].all():
-            raise DataFormatError(f"{layout.glm}: ROI {roi!r} has fewer than "
-                                  f"{cfg['min_vertices']} reliable vertices in every subject")
+            raise DataFormatError(f"{layout.files(cfg['subjects'][0], 'train')}: ROI {roi!r} has "
+                                  f"fewer than {cfg['min_vertices']} reliable vertices in every "
+                                  "subject")
     for row in rows:
         if row["missing"]:
             log.warning("missing cell: sub-%s %s: %s", row["subject"], row["roi"], row["reason"])
@@ -86,24 +97,30 @@ def check_data(cfg: dict, table_path: str, info_path: str) -> pd.DataFrame:
             "lp_n_components": k, "n_train": len(subjects[0].train_ids),
             "n_test": len(subjects[0].test_ids),
             "train_ids": subjects[0].train_ids, "test_ids": subjects[0].test_ids}
+    if nan_stimuli:
+        info["nan_stimuli"] = nan_stimuli
     io.write_table(table, table_path, "check_data", cfg)
     io.write_json(info_path, info)
     return table
 
 
-def _prepare(cfg, layout, subject, prepare_subject):
-    return prepare_subject(layout, subject, cfg["rois"], cfg["dataset"]["atlas"],
-                           reliability_threshold=cfg["reliability_threshold"],
-                           min_vertices=cfg["min_vertices"],
-                           exclude_stimuli=cfg["dataset"].get("exclude_stimuli", []))
+def _prepare(cfg, layout, subject, extra_exclusions=()):
+    exclude = list(cfg["dataset"].get("exclude_stimuli", [])) + list(extra_exclusions)
+    return layout.prepare_subject(subject, cfg["rois"],
+                                  reliability_threshold=cfg["reliability_threshold"],
+                                  min_vertices=cfg["min_vertices"], exclude_stimuli=exclude)
 
 
-def prepare_brain(cfg: dict, subject: str, out: str) -> None:
-    """Prepare one subject (averaging, train-only selection) and store it."""
-    from alignpatterns.data.bmd import prepare_subject
+def prepare_brain(cfg: dict, subject: str, out: str, info_path: str | None = None) -> None:
+    """Prepare one subject (averaging, train-only selection) and store it.
+
+    ``info_path``: the ``dataset.json`` of :func:`check_data`, whose ``nan_stimuli`` (stimuli
+    missing in some subject) are excluded as well.
+    """
     from alignpatterns.data.prepared import save_subject
 
-    save_subject(_prepare(cfg, _layout(cfg), subject, prepare_subject), out)
+    extra = json.loads(Path(info_path).read_text()).get("nan_stimuli", []) if info_path else []
+    save_subject(_prepare(cfg, _layout(cfg), subject, extra), out)
 
 
 def _load_subjects(paths: Sequence[str]):
@@ -127,8 +144,8 @@ def frames(cfg: dict, info_path: str, out: str) -> None:
 
     info = json.loads(Path(info_path).read_text())
     ids = info["train_ids"] + info["test_ids"]
-    videos = _layout(cfg).videos
-    paths = [videos / f"{sid.removeprefix('vid')}.mp4" for sid in ids]
+    layout = _layout(cfg)
+    paths = [layout.video_path(sid) for sid in ids]
     f = cfg["features"]
     arr = read_frame_set(paths, f["n_frames"], f["size"])
     io.save_arrays(out, {"frames": arr, "ids": np.array(ids), "n_train": np.array(

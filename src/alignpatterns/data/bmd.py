@@ -1,54 +1,93 @@
-"""Reader for BOLD Moments (BMD) versionB prepared betas (fsLR32k), and the synthetic twin.
+"""Reader for BOLD Moments (BMD) versionB prepared betas: fsLR32k, MNI152 and fsaverage.
 
 The same code reads the real dataset and the synthetic one written by
-:mod:`alignpatterns.synth.dataset`. Preparation follows SPEC.md §1:
+:mod:`alignpatterns.synth.dataset`. File layout (``reference/bmd_format.md`` §4, §6)::
 
-- repetitions are averaged with ``nanmean``; a vertex that is NaN in all repetitions of any kept
-  stimulus is dropped (never zero-imputed);
-- vertices are selected on the **train** split only (ncsnr from ``*_noiseceiling_task-train_n-3.pkl``
-  or computed from the train betas) with ncsnr ≥ ``reliability_threshold``;
-- an ROI with fewer than ``min_vertices`` kept vertices is a *missing cell* (reported, NaN
-  downstream), not an error;
-- stimulus ids are checked against the expected order and across subjects.
+    derivatives/versionB/<space>/GLM/sub-XX/prepared_betas/
+        fsLR32k:   sub-XX_organized_betas_task-{train,test}_normalized.pkl     (betas, stimorder)
+        MNI152:    sub-XX_organized_betas_task-{train,test}_normalized.pkl     (betas, stimorder, mask)
+        fsaverage: sub-XX_organized_betas_task-{train,test}_hemi-{left,right}_normalized.pkl
+        sub-XX_noiseceiling_task-{train_n-3,test_n-10}.pkl                      (ncsnr, nc %[, mask])
+        (fsaverage: sub-XX_noiseceiling_space-fsaverage_task-{task}_hemi-{hemi}_n-{n}.pkl)
+
+ROIs come from a label file over the vertex axis (fsLR32k, fsaverage; :mod:`.rois`) or from the
+subject's ``ROIs/ROI-<roi>_indices.pkl`` files (MNI152). Betas are loaded once per split and ROIs are
+gathered from them, so at most one copy of the whole-brain betas is in memory. Preparation follows
+SPEC.md §1 (:mod:`.prepare`).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from alignpatterns.data.checks import check_betas, check_ids
+from alignpatterns.data.prepare import (
+    SPLITS,
+    BMDVideos,
+    DatasetReader,
+    ROIData,
+    SubjectData,
+    SubjectSource,
+)
+from alignpatterns.data.prepare import check_stimulus_ids as _check_ids_across
+from alignpatterns.data.rois import LabelMap, load_labels, load_npy_labels, mni_roi_indices
 from alignpatterns.data.safe_pickle import DataFormatError, load_pickle
-from alignpatterns.measures.ceilings import ncsnr as compute_ncsnr
+
+__all__ = ["BMDLayout", "ROIData", "SubjectData", "load_betas", "load_noiseceiling",
+           "load_atlas", "prepare_subject", "check_stimulus_ids", "REPS", "SPACES"]
+
+log = logging.getLogger("alignpatterns")
 
 REPS = {"train": 3, "test": 10}
-SPLITS = ("train", "test")
+SPACES = ("fsLR32k", "MNI152", "fsaverage")
+HEMIS = ("left", "right")
+#: Elements of the prepared-betas tuple per space.
+ARITY = {"fsLR32k": 2, "fsaverage": 2, "MNI152": 3}
 
 
 @dataclass(frozen=True)
-class BMDLayout:
-    """Paths of a BMD (or synthetic BMD-format) dataset.
+class BMDLayout(BMDVideos, DatasetReader):
+    """A BMD (or synthetic BMD-format) versionB dataset with whole-brain prepared betas.
 
     Parameters
     ----------
     root : Path
         Dataset root (the OpenNeuro ds005165 folder).
     space : str
-        Only ``fsLR32k`` so far.
+        ``fsLR32k``, ``MNI152`` or ``fsaverage``.
     version : str
-        Only ``B`` (versionB GLMsingle betas) so far.
+        ``B`` (versionA ships per-ROI files only: :mod:`.perroi`).
+    atlas : str
+        Name of a label file in ``derivatives/versionB/<space>/atlas/`` (used when ``labels`` is
+        None; the synthetic dataset writes one).
+    labels : str, optional
+        A label file (:func:`~alignpatterns.data.rois.load_labels`) for fsLR32k / fsaverage.
+    grayordinates : str, optional
+        A 91k CIFTI file fixing the grayordinate order a dlabel is placed on.
+    hemispheres : str
+        ``merge`` (ROI ``V1`` = left + right parcels) or ``separate``.
+    videos : str, optional
+        Folder of ``NNNN.mp4`` (default: ``derivatives/stimuli_metadata/mp4_h264``).
     """
 
     root: Path
     space: str = "fsLR32k"
     version: str = "B"
+    atlas: str = "synthetic"
+    labels: str | None = None
+    grayordinates: str | None = None
+    hemispheres: str = "merge"
+    videos_dir: str | None = None
 
     def __post_init__(self):
-        if self.space != "fsLR32k" or self.version != "B":
-            raise ValueError(f"dataset space {self.space!r} / version {self.version!r}: only "
-                             "fsLR32k versionB is supported so far")
+        if self.space not in SPACES or self.version != "B":
+            raise ValueError(f"dataset space {self.space!r} / version {self.version!r}: "
+                             f"prepared betas exist for versionB in {SPACES}")
 
     @property
     def glm(self) -> Path:
@@ -57,20 +96,27 @@ class BMDLayout:
     def prepared(self, subject: str) -> Path:
         return self.glm / f"sub-{subject}" / "prepared_betas"
 
-    def betas(self, subject: str, split: str) -> Path:
-        return self.prepared(subject) / f"sub-{subject}_organized_betas_task-{split}_normalized.pkl"
+    def betas(self, subject: str, split: str, hemi: str | None = None) -> Path:
+        h = f"_hemi-{hemi}" if self.space == "fsaverage" else ""
+        if self.space == "fsaverage" and hemi is None:
+            h = "_hemi-{left,right}"
+        return self.prepared(subject) / f"sub-{subject}_organized_betas_task-{split}{h}_normalized.pkl"
 
-    def noiseceiling(self, subject: str, split: str, n: int) -> Path:
+    def noiseceiling(self, subject: str, split: str, n: int, hemi: str | None = None) -> Path:
+        if self.space == "fsaverage":
+            return self.prepared(subject) / (f"sub-{subject}_noiseceiling_space-fsaverage_task-"
+                                             f"{split}_hemi-{hemi}_n-{n}.pkl")
         return self.prepared(subject) / f"sub-{subject}_noiseceiling_task-{split}_n-{n}.pkl"
 
-    def atlas(self, name: str) -> tuple[Path, Path]:
+    def roi_dir(self, subject: str) -> Path:
+        return self.glm / f"sub-{subject}" / "ROIs"
+
+    def atlas_files(self, name: str) -> tuple[Path, Path]:
         base = Path(self.root) / "derivatives" / f"version{self.version}" / self.space / "atlas"
         stem = f"atlas-{name}_space-{self.space}_dseg"
         return base / f"{stem}.npy", base / f"{stem}.tsv"
 
-    @property
-    def videos(self) -> Path:
-        return Path(self.root) / "derivatives" / "stimuli_metadata" / "mp4_h264"
+
 
     @property
     def annotations(self) -> Path:
@@ -82,42 +128,50 @@ class BMDLayout:
             raise DataFormatError(f"{self.glm}: dataset folder not found")
         return sorted(p.name[4:] for p in self.glm.glob("sub-*") if (p / "prepared_betas").is_dir())
 
+    def files(self, subject: str, split: str) -> Path:
+        return self.betas(subject, split)
+
+    def label_map(self) -> LabelMap:
+        """The vertex labels (fsLR32k, fsaverage)."""
+        if self.labels:
+            return load_labels(self.labels, self.grayordinates)
+        npy, tsv = self.atlas_files(self.atlas)
+        if not npy.exists() and self.atlas != "synthetic":
+            raise DataFormatError(
+                f"{npy}: ROI label file not found; set dataset.labels to the {self.atlas!r} "
+                f"label file (e.g. the HCP-MMP1.0 .dlabel.nii for {self.space}; docs/data.md)")
+        return load_npy_labels(npy, tsv)
+
+    def open_subject(self, subject: str) -> _WholeBrainSubject:
+        return _WholeBrainSubject(self, subject)
+
+
 
 def load_atlas(layout: BMDLayout, name: str) -> tuple[np.ndarray, dict[str, int]]:
-    """Per-vertex integer labels and the name → label lookup of an atlas.
-
-    Returns
-    -------
-    labels : ndarray of int, shape (n_vertices,)
-    lookup : dict of str to int
-    """
-    npy, tsv = layout.atlas(name)
-    for p in (npy, tsv):
-        if not p.exists():
-            raise DataFormatError(f"{p}: ROI label file not found (atlas {name!r})")
-    try:
-        labels = np.load(npy, allow_pickle=False)
-    except (ValueError, OSError) as err:
-        raise DataFormatError(f"{npy}: expected a 1-D integer .npy label array ({err})") from None
-    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
-        raise DataFormatError(f"{npy}: expected a 1-D integer label array, found "
-                              f"{labels.dtype} shape {labels.shape}")
-    lookup = {}
-    lines = tsv.read_text().strip().splitlines()
-    if not lines or lines[0].split("\t")[:2] != ["index", "name"]:
-        raise DataFormatError(f"{tsv}: expected a header 'index<TAB>name'")
-    for line in lines[1:]:
-        idx, roi = line.split("\t")[:2]
-        lookup[roi] = int(idx)
-    return labels, lookup
+    """Per-vertex integer labels and the name → label lookup of a named atlas."""
+    lm = load_npy_labels(*layout.atlas_files(name))
+    return lm.labels, lm.lookup
 
 
-def load_betas(path: Path, split: str, n_vertices: int | None = None) -> tuple[np.ndarray, list[str]]:
+def _unpack(obj, path: Path, space: str):
+    n = ARITY[space]
+    want = "(betas, stimorder, mask)" if n == 3 else "(betas, stimorder)"
+    if not isinstance(obj, (tuple, list)) or len(obj) != n:
+        found = (f"a {len(obj)}-tuple" if isinstance(obj, (tuple, list))
+                 else type(obj).__name__)
+        raise DataFormatError(f"{path}: expected a {n}-tuple {want} ({space} prepared betas), "
+                              f"found {found}")
+    return obj
+
+
+def load_betas(path: Path, split: str, n_vertices: int | None = None, space: str = "fsLR32k",
+               start: int | None = None) -> tuple[np.ndarray, list[str]]:
     """Load one prepared-betas pickle and check its structure.
 
     Returns
     -------
     betas : ndarray, float64, shape (n_stimuli, n_repetitions, n_vertices)
+        Not copied when stored as float64.
     stimorder : list of str, length n_stimuli
 
     Raises
@@ -125,34 +179,39 @@ def load_betas(path: Path, split: str, n_vertices: int | None = None) -> tuple[n
     DataFormatError
         Naming the file, what was expected and what was found.
     """
-    obj = load_pickle(path)
-    if not isinstance(obj, (tuple, list)) or len(obj) < 2:
-        raise DataFormatError(f"{path}: expected a tuple (betas, stimorder[, mask]), found "
-                              f"{type(obj).__name__}")
-    betas, order = obj[0], obj[1]
-    if not isinstance(betas, np.ndarray) or betas.ndim != 3:
-        raise DataFormatError(f"{path}: expected betas as a 3-D array (stimuli, repetitions, "
-                              f"vertices), found {type(betas).__name__} "
-                              f"{getattr(betas, 'shape', '')}")
-    order = [str(s) for s in order]
-    reps = REPS[split]
-    expected = (len(order), reps, n_vertices if n_vertices is not None else "V")
-    if betas.shape[0] != len(order) or betas.shape[1] != reps or (
-            n_vertices is not None and betas.shape[2] != n_vertices):
-        hint = ""
-        if reps in betas.shape and betas.shape[1] != reps:
-            hint = " — the axes look swapped; BMD betas are (stimuli, repetitions, vertices)"
-        raise DataFormatError(f"{path}: expected betas of shape (stimuli, repetitions, vertices) "
-                              f"= {expected}, found {betas.shape}{hint}")
-    if not np.issubdtype(betas.dtype, np.floating):
-        raise DataFormatError(f"{path}: expected floating-point betas, found {betas.dtype}")
-    if np.isinf(betas).any():
-        raise DataFormatError(f"{path}: betas contain infinite values")
-    return betas.astype(np.float64, copy=False), order
+    obj = _unpack(load_pickle(path), path, space)
+    order = obj[1]
+    if isinstance(order, np.ndarray):
+        order = order.tolist()
+    if not isinstance(order, (list, tuple)):
+        raise DataFormatError(f"{path}: expected the stimulus order as a list of ids at [1], "
+                              f"found {type(order).__name__}")
+    betas = check_betas(obj[0], path, split, REPS[split], len(order), n_vertices)
+    order = check_ids(order, path, split, start)
+    if space == "MNI152":
+        _check_mask(obj[2], path, betas.shape[2])
+    return betas, order
+
+
+def _check_mask(mask, path, n_vox) -> None:
+    if getattr(mask, "dataobj", None) is None:
+        raise DataFormatError(f"{path}: expected a nibabel mask image at [2], found "
+                              f"{type(mask).__name__}")
+    try:
+        values = np.asarray(mask.dataobj)
+    except (OSError, ValueError) as err:
+        # an image pickled after nib.load() refers to the authors' file; the voxel axis is then
+        # checked against the ROI index files only
+        log.warning("%s: mask image at [2] cannot be read (%s); not checked", path, err)
+        return
+    n = int(np.count_nonzero(values == 1))
+    if n != n_vox:
+        raise DataFormatError(f"{path}: expected the mask at [2] to have one voxel per beta "
+                              f"column ({n_vox}), found {n} voxels equal to 1")
 
 
 def load_noiseceiling(path: Path, n_vertices: int) -> tuple[np.ndarray, np.ndarray]:
-    """Load a ``(ncsnr, noiseceiling %)`` pickle; arrays of shape (n_vertices,)."""
+    """Load a ``(ncsnr, noiseceiling %[, mask])`` pickle; arrays of shape (n_vertices,)."""
     obj = load_pickle(path)
     if not isinstance(obj, (tuple, list)) or len(obj) < 2:
         raise DataFormatError(f"{path}: expected a tuple (ncsnr, noiseceiling), found "
@@ -164,57 +223,86 @@ def load_noiseceiling(path: Path, n_vertices: int) -> tuple[np.ndarray, np.ndarr
     return nc_snr, nc
 
 
-@dataclass
-class ROIData:
-    """Prepared data of one subject's ROI (kept vertices only).
+class _WholeBrainSubject(SubjectSource):
+    """One subject's whole-brain betas (hemisphere blocks for fsaverage), gathered per ROI."""
 
-    Attributes
-    ----------
-    vertices : ndarray of int, shape (v,)
-        Indices of the kept vertices in the subject's vertex axis.
-    train_reps, test_reps : ndarray, shape (n_stimuli, n_reps, v)
-        Repetition-wise betas (NaN where a repetition is missing).
-    train, test : ndarray, shape (n_stimuli, v)
-        Repetition averages (nanmean).
-    ncsnr_train : ndarray, shape (v,)
-        Train-split ncsnr used for selection.
-    ncsnr_test : ndarray, shape (v,)
-        Test-split ncsnr (for ceilings).
-    n_reps_test : float
-        Effective number of test repetitions (harmonic mean of per-stimulus counts).
-    """
+    def __init__(self, layout: BMDLayout, subject: str):
+        self.layout, self.subject = layout, subject
+        self.ids, self.files, self.blocks = {}, {}, {}
+        hemis = HEMIS if layout.space == "fsaverage" else (None,)
+        for split in SPLITS:
+            start = None
+            if split == "test" and self.ids.get("train"):
+                start = int(self.ids["train"][-1][3:]) + 1
+            blocks, order = [], None
+            for hemi in hemis:
+                path = layout.betas(subject, split, hemi)
+                b, o = load_betas(path, split, None, layout.space, start)
+                if order is not None and o != order:
+                    raise DataFormatError(f"{path}: expected the stimulus order of the left "
+                                          f"hemisphere file, found a different one")
+                blocks.append(b)
+                order = o
+            self.ids[split], self.files[split], self.blocks[split] = order, str(
+                layout.betas(subject, split)), blocks
+        self.sizes = [b.shape[2] for b in self.blocks["train"]]
+        for split in SPLITS:
+            if [b.shape[2] for b in self.blocks[split]] != self.sizes:
+                raise DataFormatError(
+                    f"{self.files[split]}: expected {sum(self.sizes)} vertices as in the train "
+                    f"file, found {sum(b.shape[2] for b in self.blocks[split])}")
+        self.n_vertices = int(sum(self.sizes))
+        self._labels = None
+        self._nc = {}
 
-    vertices: np.ndarray
-    train_reps: np.ndarray
-    test_reps: np.ndarray
-    train: np.ndarray
-    test: np.ndarray
-    ncsnr_train: np.ndarray
-    ncsnr_test: np.ndarray
-    n_reps_test: float
+    def roi_indices(self, roi: str) -> np.ndarray:
+        lay = self.layout
+        if lay.space == "MNI152":
+            return mni_roi_indices(lay.roi_dir(self.subject), roi, lay.hemispheres,
+                                   self.n_vertices)
+        if self._labels is None:
+            self._labels = lay.label_map()
+            self._labels.check_length(self.n_vertices, self.files["train"])
+        return self._labels.indices(roi, lay.hemispheres)
+
+    def gather(self, split: str, idx: np.ndarray) -> np.ndarray:
+        """Columns ``idx`` (into the concatenated vertex axis) of a split's betas."""
+        blocks = self.blocks[split]
+        if len(blocks) == 1:
+            return blocks[0][:, :, idx]
+        parts, offset = [], 0
+        for b in blocks:
+            sel = idx[(idx >= offset) & (idx < offset + b.shape[2])] - offset
+            parts.append(b[:, :, sel])
+            offset += b.shape[2]
+        return np.concatenate(parts, axis=2)
+
+    def roi_betas(self, roi):
+        idx = self.roi_indices(roi)
+        return {s: self.gather(s, idx) for s in SPLITS}, idx
+
+    def roi_ncsnr(self, roi, split, vertices):
+        if split not in self._nc:
+            self._nc[split] = self._shipped_ncsnr(split)
+        nc = self._nc[split]
+        return None if nc is None else nc[vertices]
+
+    def _shipped_ncsnr(self, split):
+        lay, n = self.layout, REPS[split]
+        if lay.space == "fsaverage":
+            paths = [lay.noiseceiling(self.subject, split, n, h) for h in HEMIS]
+            if not all(p.exists() for p in paths):
+                return None
+            return np.concatenate([load_noiseceiling(p, s)[0]
+                                   for p, s in zip(paths, self.sizes, strict=True)])
+        path = lay.noiseceiling(self.subject, split, n)
+        return load_noiseceiling(path, self.n_vertices)[0] if path.exists() else None
 
 
-@dataclass
-class SubjectData:
-    """One subject's prepared ROIs; ``rois[name]`` is None for a missing cell."""
-
-    subject: str
-    train_ids: list[str]
-    test_ids: list[str]
-    rois: dict[str, ROIData | None]
-    summary: list[dict] = field(default_factory=list)
-
-
-def _harmonic_reps(reps: np.ndarray) -> float:
-    counts = np.sum(np.isfinite(reps[:, :, 0]), axis=1) if reps.shape[2] else np.array([1.0])
-    counts = counts[counts > 0]
-    return float(len(counts) / np.sum(1.0 / counts)) if len(counts) else float("nan")
-
-
-def prepare_subject(layout: BMDLayout, subject: str, rois: Sequence[str], atlas: str,
+def prepare_subject(layout: BMDLayout, subject: str, rois: Sequence[str], atlas: str | None = None,
                     reliability_threshold: float = 0.2, min_vertices: int = 10,
                     exclude_stimuli: Sequence[str] = ()) -> SubjectData:
-    """Load, check and prepare one subject (SPEC.md §1).
+    """Load, check and prepare one subject of a versionB whole-brain dataset (SPEC.md §1).
 
     Parameters
     ----------
@@ -222,89 +310,18 @@ def prepare_subject(layout: BMDLayout, subject: str, rois: Sequence[str], atlas:
     subject : str
         Zero-padded subject id, e.g. ``"01"``.
     rois : sequence of str
-        ROI names of the atlas to prepare, in display order.
-    atlas : str
-        Atlas name (``atlas-<name>_space-fsLR32k_dseg``).
-    reliability_threshold : float
-        Keep vertices with train ncsnr ≥ this.
-    min_vertices : int
-        Fewer kept vertices than this make a missing cell.
-    exclude_stimuli : sequence of str
-        Stimulus ids (``vidNNNN``) removed from both splits.
+        ROI names, in display order.
+    atlas : str, optional
+        Atlas name overriding ``layout.atlas`` (ignored when ``layout.labels`` is set).
+    reliability_threshold, min_vertices, exclude_stimuli
+        See :func:`alignpatterns.data.prepare.prepare`.
     """
-    labels, lookup = load_atlas(layout, atlas)
-    unknown = [r for r in rois if r not in lookup]
-    if unknown:
-        raise DataFormatError(f"{layout.atlas(atlas)[1]}: ROIs {unknown} not in the atlas "
-                              f"(available: {sorted(lookup)})")
-    n_vert = labels.shape[0]
-    data = {}
-    for split in SPLITS:
-        path = layout.betas(subject, split)
-        betas, order = load_betas(path, split, n_vert)
-        keep = np.array([s not in set(exclude_stimuli) for s in order])
-        data[split] = (betas[keep], [s for s, k in zip(order, keep, strict=True) if k], path)
-    if set(data["train"][1]) & set(data["test"][1]):
-        raise DataFormatError(f"{data['test'][2]}: test stimulus ids overlap the train ids")
-
-    ncsnr_tr = _ncsnr_from_file_or_betas(layout.noiseceiling(subject, "train", 3),
-                                         data["train"][0], n_vert)
-    ncsnr_te = _ncsnr_from_file_or_betas(layout.noiseceiling(subject, "test", 10),
-                                         data["test"][0], n_vert)
-    out, summary = {}, []
-    for roi in rois:
-        in_roi = np.flatnonzero(labels == lookup[roi])
-        rel = ncsnr_tr[in_roi]
-        ok = np.isfinite(rel) & (rel >= reliability_threshold)
-        for split in SPLITS:  # drop vertices NaN in all repetitions of any stimulus
-            betas = data[split][0][:, :, in_roi]
-            ok &= ~np.any(np.all(np.isnan(betas), axis=1), axis=0)
-        idx = in_roi[ok]
-        row = {"subject": subject, "roi": roi, "n_vertices": int(in_roi.size),
-               "n_reliable": int(idx.size),
-               "median_ncsnr": float(np.nanmedian(rel)) if rel.size else float("nan"),
-               "missing": idx.size < min_vertices, "reason": ""}
-        if idx.size < min_vertices:
-            row["reason"] = (f"{idx.size} of {in_roi.size} vertices have train ncsnr ≥ "
-                             f"{reliability_threshold} (need {min_vertices})")
-            out[roi] = None
-        else:
-            tr = data["train"][0][:, :, idx]
-            te = data["test"][0][:, :, idx]
-            out[roi] = ROIData(vertices=idx, train_reps=tr, test_reps=te,
-                               train=np.nanmean(tr, axis=1), test=np.nanmean(te, axis=1),
-                               ncsnr_train=ncsnr_tr[idx], ncsnr_test=ncsnr_te[idx],
-                               n_reps_test=_harmonic_reps(te))
-        summary.append(row)
-    return SubjectData(subject=subject, train_ids=data["train"][1], test_ids=data["test"][1],
-                       rois=out, summary=summary)
+    if atlas is not None and atlas != layout.atlas:
+        layout = BMDLayout(**{**layout.__dict__, "atlas": atlas})
+    return layout.prepare_subject(subject, rois, reliability_threshold, min_vertices,
+                                  exclude_stimuli)
 
 
-def _ncsnr_from_file_or_betas(path: Path, betas: np.ndarray, n_vert: int) -> np.ndarray:
-    if path.exists():
-        return load_noiseceiling(path, n_vert)[0]
-    return compute_ncsnr(betas)[0]
-
-
-def check_stimulus_ids(subjects: Sequence[SubjectData], layout: BMDLayout) -> None:
-    """Stimulus ids must be identical (same order) in every subject.
-
-    Raises
-    ------
-    DataFormatError
-        Naming the first subject's file that differs from the first subject.
-    """
-    if not subjects:
-        return
-    ref = subjects[0]
-    for sd in subjects[1:]:
-        for split in SPLITS:
-            a = getattr(ref, f"{split}_ids")
-            b = getattr(sd, f"{split}_ids")
-            if a != b:
-                diff = sorted(set(a) ^ set(b))[:5]
-                what = (f"different ids (e.g. {diff})" if diff
-                        else "the same ids in a different order")
-                raise DataFormatError(
-                    f"{layout.betas(sd.subject, split)}: expected the {len(a)} {split} stimulus "
-                    f"ids of sub-{ref.subject}, found {len(b)} with {what}")
+def check_stimulus_ids(subjects: Sequence[SubjectData], layout) -> None:
+    """Stimulus ids must be identical (same order) in every subject (error names the file)."""
+    _check_ids_across(subjects, layout.files)
