@@ -204,6 +204,11 @@ def measure_label(measure: str, split: str | None = None) -> str:
     return f"{measure}{' (' + split + ')' if split else ''}"
 
 
+def axis_label(measure: str, split: str | None = None) -> str:
+    """:func:`measure_label` on two lines (statistic, then the parenthesis), for y axes."""
+    return measure_label(measure, split).replace(" (", "\n(", 1)
+
+
 def new_figure(width: float, height: float) -> Figure:
     """A fresh figure with an Agg canvas (no pyplot, no global backend change).
 
@@ -380,10 +385,11 @@ def save_figure(fig: Figure, stem: str | os.PathLike, dpi: int = 150) -> tuple[P
     png = stem.parent / f"{stem.name}.png"
     pdf = stem.parent / f"{stem.name}.pdf"
     mode = _file_mode()
-    with atomic_path(png, ".png") as tmp:
+    # Under the style: artists created lazily at draw time (ticks) must match the layout.
+    with mpl.rc_context(fname=str(STYLE)), atomic_path(png, ".png") as tmp:
         fig.savefig(tmp, format="png", dpi=dpi, metadata={"Software": None})
         os.chmod(tmp, mode)
-    with atomic_path(pdf, ".pdf") as tmp:
+    with mpl.rc_context(fname=str(STYLE)), atomic_path(pdf, ".pdf") as tmp:
         fig.savefig(tmp, format="pdf", metadata={"CreationDate": None, "ModDate": None})
         os.chmod(tmp, mode)
     return png, pdf

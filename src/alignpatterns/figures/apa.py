@@ -18,6 +18,7 @@ from ._common import (
     MARKERS,
     OKABE_ITO,
     SINGLE_COLUMN,
+    axis_label,
     check_roi_order,
     dodge,
     errorbar_series,
@@ -382,8 +383,8 @@ def plot_apa_overview(apa: pd.DataFrame, apa_summary: pd.DataFrame, roi_order: S
     groups = stream_groups(rois, streams)
     if groups:
         mark_streams(ax, groups)
-    ax.set_title(f"APA · {measure} · {variant}: grey box = brain baseline over target subjects;"
-                 " models: mean, jackknife-t 95% CI", pad=12 if groups else 4)
+    ax.set_title(f"APA · {measure} · {variant} · models: mean, jackknife-t 95% CI",
+                 pad=12 if groups else 4)
     handles, labels = ax.get_legend_handles_labels()
     handles.append(Patch(facecolor="0.85", edgecolor="0.3", linewidth=0.6))
     labels.append("brain baseline (box: quartiles, whiskers: range)")
@@ -541,9 +542,10 @@ def plot_profile_panels(brain_brain: pd.DataFrame, model_brain: pd.DataFrame,
         ax.set_ylabel(ylabel)
     for k in range(len(rois)):
         r, c = divmod(k, ncols)
-        if k + ncols >= len(rois):
+        bottom = k + ncols >= len(rois)
+        axes[r, c].tick_params(labelbottom=bottom)
+        if bottom:
             axes[r, c].set_xlabel("target ROI r′")
-            axes[r, c].tick_params(labelbottom=True)
     handles, labels = axes.flat[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 4))
     fig.suptitle(f"Alignment profiles · {measure} · {variant}"
@@ -605,10 +607,10 @@ def plot_score_vs_aps(summary: pd.DataFrame, apa_summary: pd.DataFrame, measure:
     rho = (float(pd.Series(xs_all).corr(pd.Series(ys_all), method="spearman"))
            if len(xs_all) >= 3 else float("nan"))
     ax.axhline(0, color="0.6", linestyle="--", linewidth=0.6, zorder=0)
-    ax.set_xlabel(f"conventional score: {measure_label(measure)}")
-    ax.set_ylabel(APS_LABEL if match == "pearson" else f"APS ({match})")
-    ax.set_title(f"{measure} · {variant}: one point per model × ROI\n"
-                 f"Spearman ρ = {rho:.2f} (n = {len(xs_all)})")
+    ax.set_xlabel("conventional score: " + axis_label(measure))
+    ax.set_ylabel(APS_LABEL.replace(" (", "\n(") if match == "pearson" else f"APS ({match})")
+    ax.set_title(f"Spearman ρ = {rho:.2f} over n = {len(xs_all)} model × ROI points")
+    fig.suptitle(f"Conventional score vs APS · {measure} · {variant}", x=0.01, ha="left")
     fig.legend(loc="outside right upper", title="model")
     return finalize(fig)
 
@@ -643,6 +645,20 @@ def plot_trained_vs_untrained(apa_summary: pd.DataFrame, measures: Sequence[str]
     """
     if isinstance(measures, str) or not measures:
         raise ValueError("measures must be a non-empty list of measure names")
+    cand = apa_summary.loc[(apa_summary["candidate"].astype(str) != "brain").to_numpy()]
+    cw = cand["weights"].astype(object).where(cand["weights"].notna(), "").astype(str)
+    paired = (set(cand.loc[(cw == untrained).to_numpy(), "candidate"].astype(str))
+              & set(cand.loc[(cw != untrained).to_numpy(), "candidate"].astype(str)))
+    if not paired:
+        fig = new_figure(SINGLE_COLUMN + 1.2, 1.6)
+        ax = fig.add_subplot()
+        ax.set_axis_off()
+        ax.text(0.5, 0.5, f"No model has both {untrained!r} and trained weights in this run.\n"
+                "List an architecture twice in `models` (e.g. weights: pretrained\n"
+                f"and weights: {untrained}) to compare trained with untrained APS.",
+                transform=ax.transAxes, ha="center", va="center", color="0.3", gid="no pairs")
+        fig.suptitle(f"Trained vs untrained APS · {variant}", x=0.01, ha="left")
+        return finalize(fig)
     ncols = min(len(measures), 2)
     nrows = int(np.ceil(len(measures) / ncols))
     fig = new_figure(DOUBLE_COLUMN if ncols > 1 else SINGLE_COLUMN + 1.2, 2.6 * nrows + 0.5)

@@ -292,8 +292,7 @@ def plot_brain_patterns(brain_brain: pd.DataFrame, roi_order: Sequence[str], mea
     sax.set_xticklabels(drawn)
     sax.set_xlim(-0.6, len(drawn) - 0.4)
     sax.set_ylabel("r with other\nsubjects' mean")
-    sax.set_title("cross-subject stability of the matrix (one dot per target subject)")
-    sax.legend(loc="lower right", ncols=2)
+    sax.set_title("cross-subject stability of the matrix (dots: target subjects; bar: mean)")
     names = ", ".join(f"{g[0]}" for g in groups if g[0])
     fig.suptitle(f"Brain alignment patterns · {measure} · {split} split · mean over "
                  f"{len(mats[drawn[0]][0])} target subjects"

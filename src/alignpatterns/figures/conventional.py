@@ -12,12 +12,12 @@ from matplotlib.lines import Line2D
 from ._common import (
     CEILING_COLOR,
     DOUBLE_COLUMN,
+    axis_label,
     check_roi_order,
     dodge,
     errorbar_series,
     finalize,
     mark_streams,
-    measure_label,
     new_figure,
     per_roi,
     roi_axis,
@@ -100,7 +100,7 @@ def _draw(ax, summary: pd.DataFrame, rois: list[str], measure: str,
         if ok.any():
             ax.hlines(ceiling[ok], x[ok] - 0.45, x[ok] + 0.45, colors=CEILING_COLOR,
                       linewidth=2.0, zorder=1, label="noise ceiling", gid="noise ceiling")
-        ax.set_ylabel(measure_label(measure))
+        ax.set_ylabel(axis_label(measure))
     ax.axhline(0.0, color="0.6", linewidth=0.6, linestyle="--", zorder=0)
     roi_axis(ax, rois)
     groups = stream_groups(rois, streams)

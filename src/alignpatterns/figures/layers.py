@@ -127,14 +127,12 @@ def plot_layer_curves(model_brain: pd.DataFrame, roi_order: Sequence[str], measu
                                 markeredgewidth=0.5, zorder=4, gid=f"{label}:selected")
         ax.set_title(roi, loc="center")
         ax.axhline(0, color="0.7", linewidth=0.5, linestyle="--", zorder=0)
-    for ax in axes[-1]:
-        if ax.axison:
-            ax.set_xlabel("relative layer depth")
     for k in range(len(rois)):
         r, c = divmod(k, ncols)
-        if r == nrows - 1 or k + ncols >= len(rois):
+        bottom = k + ncols >= len(rois)
+        axes[r, c].tick_params(labelbottom=bottom)
+        if bottom:
             axes[r, c].set_xlabel("relative layer depth")
-            axes[r, c].tick_params(labelbottom=True)
     for ax in axes[:, 0]:
         ax.set_ylabel(measure_label(measure).split(" (")[0])
     handles, labels = axes.flat[0].get_legend_handles_labels()

@@ -7,6 +7,7 @@ ROI labels when given).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -64,6 +65,8 @@ def render(kind: str, cfg: Mapping, tables: Mapping[str, str], png_path: str | P
     (Path, Path)
         The PNG and PDF written.
     """
+    # fontTools logs every subsetting step at INFO when the PDF backend embeds fonts.
+    logging.getLogger("fontTools").setLevel(logging.WARNING)
     if kind not in FIGURE_KINDS:
         raise ValueError(f"unknown figure kind {kind!r}; expected one of {list(FIGURE_KINDS)}")
     missing = [t for t in FIGURE_KINDS[kind] if t not in tables]

@@ -3,6 +3,7 @@ ROI-level map when the data have no fsaverage labels (e.g. fsLR32k with syntheti
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -139,7 +140,7 @@ def plot_roi_map(values: pd.DataFrame, roi_order: Sequence[str], *,
     cbar = fig.colorbar(im, ax=ax, shrink=0.9)
     cbar.set_label(label)
     if title:
-        ax.set_title(title, pad=12 if groups else 4)
+        fig.suptitle(textwrap.fill(title, int(fig.get_figwidth() * 14)), x=0.01, ha="left")
     return finalize(fig)
 
 
@@ -196,7 +197,7 @@ def plot_surface_map(values: Mapping[str, float], labels: Mapping[str, np.ndarra
     cbar = fig.colorbar(sm, ax=fig.axes, location="bottom", shrink=0.5, aspect=30)
     cbar.set_label(label)
     if title:
-        fig.suptitle(title, x=0.01, ha="left")
+        fig.suptitle(textwrap.fill(title, int(fig.get_figwidth() * 14)), x=0.01, ha="left")
     return finalize(fig)
 
 
