@@ -183,7 +183,7 @@ def plot_surface_map(values: Mapping[str, float], labels: Mapping[str, np.ndarra
         data[hemi] = np.array([values.get(x, np.nan) for x in lab], dtype=float)
     allv = np.concatenate(list(data.values()))
     norm, cmap = _norm(allv, center)
-    fig = new_figure(DOUBLE_COLUMN, 3.6)
+    fig = new_figure(DOUBLE_COLUMN, 2.6)
     for k, (hemi, view) in enumerate([("left", "lateral"), ("left", "medial"),
                                       ("right", "medial"), ("right", "lateral")]):
         ax = fig.add_subplot(1, 4, k + 1, projection="3d")
@@ -191,6 +191,8 @@ def plot_surface_map(values: Mapping[str, float], labels: Mapping[str, np.ndarra
                            view=view, cmap=cmap, colorbar=False, vmin=norm.vmin, vmax=norm.vmax,
                            axes=ax, figure=fig, bg_on_data=True, engine="matplotlib")
         ax.set_title(f"{hemi} {view}", loc="center")
+        for coll in ax.collections:  # 20k triangles per view: a bitmap in the PDF, not vectors
+            coll.set_rasterized(True)
     from matplotlib.cm import ScalarMappable
 
     sm = ScalarMappable(norm=norm, cmap=cmap)
