@@ -465,10 +465,13 @@ def test_surface_map_on_bundled_fsaverage5(tmp_path):
         y = coords[:, 1]
         lab = np.where(y < -60, "V1", np.where(y < -30, "V2", ""))
         labels[hemi] = np.concatenate([lab, np.full(163842 - FSAVERAGE5_VERTICES, "")])
-    fig = figures.plot_surface_map({"V1": 0.8, "V2": 0.2}, labels, label="APS", title="test")
+    fig = figures.plot_surface_map({"V1": 0.8, "V2": 0.2}, labels, label="APS", title="test",
+                                   views=("lateral",))
     axes3d = [ax for ax in fig.axes if ax.name == "3d"]
-    assert [_title(ax) for ax in axes3d] == ["left lateral", "left medial", "right medial",
-                                                 "right lateral"]
+    assert [_title(ax) for ax in axes3d] == ["left lateral", "right lateral"]
+    # the painted values: V1 vertices carry 0.8, unlabelled ones nothing
+    polys = axes3d[0].collections[0]
+    assert polys.get_facecolors().shape[0] == mesh["left"][1].shape[0]
     assert any(ax.get_xlabel() == "APS" for ax in fig.axes if ax.name != "3d")
     with pytest.raises(ValueError, match="10242"):
         figures.plot_surface_map({"V1": 1.0}, {"left": np.array(["V1"] * 5),

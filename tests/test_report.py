@@ -74,22 +74,29 @@ def workflow_copy(tmp_path_factory) -> Path:
     cfg["measures"] = [MEASURE]
     (wd / "test.yaml").write_text(yaml.safe_dump(cfg))
 
-    # Every output of the DAG as a placeholder, then real tables where figures read them.
+    # Every output of the DAG as a placeholder, then real tables where figures read them. Times
+    # are set in DAG order (code < placeholders < tables < figures), so the workflow is up to
+    # date without running it (and, lacking metadata, only modification times decide).
+    t0 = time.time() - 3600
+    for p in wd.rglob("*"):
+        os.utime(p, (t0 - 10, t0 - 10))
     summary = _snakemake(wd, "--summary").stdout.splitlines()
     outputs = [ln.split("\t")[0] for ln in summary[1:] if "\t" in ln]
     for out in outputs:
         p = wd / out
         if out.rstrip("/") == cfg["dataset"]["root"]:
             p.mkdir(parents=True, exist_ok=True)
-            continue
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.touch()
+        else:
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.touch()
+        os.utime(p, (t0, t0))
     models = [(m["name"], m["weights"]) for m in cfg["models"]]
     tables = T.all_tables(rois=ROIS, subjects=SUBJECTS, models=models, measures=[MEASURE])
     resolved = {"rois": ROIS, "models": cfg["models"], "measures": [MEASURE], "apa": cfg["apa"]}
     for name, df in tables.items():
-        io.write_table(df, wd / "results" / "tables" / f"{name}.parquet", name, resolved)
-    _snakemake(wd, "--touch")
+        path = wd / "results" / "tables" / f"{name}.parquet"
+        io.write_table(df, path, name, resolved)
+        os.utime(path, (t0, t0))  # same time as the placeholders around it: not newer
 
     # Draw the figures and the run page with the entry points the rules call.
     from alignpatterns.config import roi_set
@@ -99,11 +106,13 @@ def workflow_copy(tmp_path_factory) -> Path:
     streams = {s: [r for r in rs if r in ROIS] for s, rs in roi_set("synthetic")["streams"].items()
                if set(rs) & set(ROIS)}
     paths = {name: str(wd / "results" / "tables" / f"{name}.parquet") for name in tables}
+    drawn = [write_run_info(resolved, wd / "results" / "report" / "run_info.html")]
     for kind in FIGURE_KINDS:
         stem = f"{kind}_{MEASURE}" if kind != "trained_vs_untrained" else kind
-        render(kind, resolved, paths, wd / "results" / "figures" / f"{stem}.png",
-               measure=MEASURE, streams=streams)
-    write_run_info(resolved, wd / "results" / "report" / "run_info.html")
+        drawn += render(kind, resolved, paths, wd / "results" / "figures" / f"{stem}.png",
+                        measure=MEASURE, streams=streams)
+    for p in drawn:
+        os.utime(p, (t0 + 20, t0 + 20))
     return wd
 
 
@@ -239,9 +248,26 @@ _CHECK_IMAGES = """
 })()
 """
 
+# Open the first result row's viewer (the eye icon) in the report's result table.
+_OPEN_FIRST = """
+(() => {
+  const row = document.querySelector("tbody tr, tr:not(:first-child)");
+  const el = row && row.querySelector("a, button");
+  if (!el) return false;
+  el.click();
+  return true;
+})()
+"""
+
+# The figures shown in the report's own viewer right now: [complete, naturalWidth] each.
+_SHOWN = """
+JSON.stringify([...document.images].filter(i => i.src.startsWith("data:image/png"))
+  .map(i => [i.complete, i.naturalWidth]))
+"""
+
 _CLICK = """
 (() => {
-  const el = [...document.querySelectorAll("a, button, li, span, div")]
+  const el = [...document.querySelectorAll("a, button")]
     .find(e => e.children.length <= 2 && e.textContent.trim() === %s);
   if (!el) return false;
   el.click();
@@ -275,10 +301,16 @@ def test_report_opens_in_headless_chromium(workflow_copy, tmp_path):
         res = dt.send("Runtime.evaluate", {"expression": _CHECK_IMAGES, "awaitPromise": True,
                                            "returnByValue": True}, timeout=60)
         images = json.loads(res["result"]["value"])
-        # open one figure in the report's own viewer for the screenshot
-        for label in ("Conventional alignment", MEASURE, f"conventional_{MEASURE}.png"):
-            dt.send("Runtime.evaluate", {"expression": _CLICK % json.dumps(label)})
+        # open the benchmark figure in the report's own viewer, as a reader would
+        for label in ("Conventional alignment", MEASURE):  # a single measure has no submenu
+            clicked = dt.send("Runtime.evaluate", {"expression": _CLICK % json.dumps(label),
+                                                   "returnByValue": True})
+            assert clicked["result"]["value"] or label == MEASURE, f"no menu entry {label!r}"
             time.sleep(0.5)
+        dt.send("Runtime.evaluate", {"expression": _OPEN_FIRST})
+        time.sleep(1.0)
+        shown = json.loads(dt.send("Runtime.evaluate", {"expression": _SHOWN,
+                                                        "returnByValue": True})["result"]["value"])
         shot = dt.send("Page.captureScreenshot", {"format": "png"})
         dt.send("Runtime.evaluate", {"expression": "1"})  # flush pending console events
     finally:
@@ -294,6 +326,7 @@ def test_report_opens_in_headless_chromium(workflow_copy, tmp_path):
     assert len(images) == n_png, "every figure must be in the report"
     broken = [i["path"] for i in images if not i["ok"] or i["width"] == 0]
     assert not broken, f"figures that do not load in the browser: {broken}"
+    assert shown and all(ok and width > 0 for ok, width in shown), shown
 
     severe = []
     for ev in dt.events:

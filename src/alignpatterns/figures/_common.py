@@ -204,6 +204,17 @@ def measure_label(measure: str, split: str | None = None) -> str:
     return f"{measure}{' (' + split + ')' if split else ''}"
 
 
+def suptitle(fig: Figure, text: str, reserve: float = 0.0) -> None:
+    """Left-aligned figure title, wrapped to the figure's width less ``reserve`` inches (the
+    width of a legend at the upper right). Constrained layout makes room for it; an over-long
+    axes title would instead run into the legend."""
+    import textwrap
+
+    width = max(int((fig.get_figwidth() - reserve) * 13), 30)
+    lines = [textwrap.fill(line, width) for line in text.split("\n")]
+    fig.suptitle("\n".join(lines), x=0.01, ha="left")
+
+
 def axis_label(measure: str, split: str | None = None) -> str:
     """:func:`measure_label` on two lines (statistic, then the parenthesis), for y axes."""
     return measure_label(measure, split).replace(" (", "\n(", 1)

@@ -35,6 +35,7 @@ from ._common import (
     series_table,
     stream_groups,
     styled,
+    suptitle,
 )
 
 __all__ = ["brain_aps_per_subject", "plot_apa_overview", "plot_aps_per_roi", "plot_confusion",
@@ -383,8 +384,9 @@ def plot_apa_overview(apa: pd.DataFrame, apa_summary: pd.DataFrame, roi_order: S
     groups = stream_groups(rois, streams)
     if groups:
         mark_streams(ax, groups)
-    ax.set_title(f"APA · {measure} · {variant} · models: mean, jackknife-t 95% CI",
-                 pad=12 if groups else 4)
+    ax.set_title("APS per ROI", pad=12 if groups else 4)
+    suptitle(fig, f"APA · {measure} · {variant}\nmodels: mean over target subjects, "
+             "jackknife-t 95% CI", reserve=2.6)
     handles, labels = ax.get_legend_handles_labels()
     handles.append(Patch(facecolor="0.85", edgecolor="0.3", linewidth=0.6))
     labels.append("brain baseline (box: quartiles, whiskers: range)")
@@ -406,8 +408,7 @@ def plot_apa_overview(apa: pd.DataFrame, apa_summary: pd.DataFrame, roi_order: S
     vax.tick_params(axis="y", length=0)
     for sp in ("left", "bottom"):
         vax.spines[sp].set_visible(False)
-    vax.set_title("verdict (Δ within margin, specific, survives stimulus permutation)",
-                  fontsize="small")
+    vax.set_title("verdict", fontsize="small")
     roi_axis(vax, rois)
     return finalize(fig)
 
@@ -548,9 +549,9 @@ def plot_profile_panels(brain_brain: pd.DataFrame, model_brain: pd.DataFrame,
             axes[r, c].set_xlabel("target ROI r′")
     handles, labels = axes.flat[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 4))
-    fig.suptitle(f"Alignment profiles · {measure} · {variant}"
-                 + (" · each profile z-scored (APS compares shapes)" if standardize else "")
-                 + "\nshaded column: r′ = r, left out", x=0.01, ha="left")
+    suptitle(fig, f"Alignment profiles · {measure} · {variant}"
+             + (" · each profile z-scored (APS compares shapes)" if standardize else "")
+             + "\nshaded column: r′ = r, left out")
     return finalize(fig)
 
 
@@ -609,8 +610,9 @@ def plot_score_vs_aps(summary: pd.DataFrame, apa_summary: pd.DataFrame, measure:
     ax.axhline(0, color="0.6", linestyle="--", linewidth=0.6, zorder=0)
     ax.set_xlabel("conventional score: " + axis_label(measure))
     ax.set_ylabel(APS_LABEL.replace(" (", "\n(") if match == "pearson" else f"APS ({match})")
-    ax.set_title(f"Spearman ρ = {rho:.2f} over n = {len(xs_all)} model × ROI points")
-    fig.suptitle(f"Conventional score vs APS · {measure} · {variant}", x=0.01, ha="left")
+    ax.set_title(f"Spearman ρ = {rho:.2f}, n = {len(xs_all)}")
+    suptitle(fig, f"Conventional score vs APS · {measure} · {variant}\n"
+             "one point per model × ROI", reserve=1.8)
     fig.legend(loc="outside right upper", title="model")
     return finalize(fig)
 
@@ -657,7 +659,7 @@ def plot_trained_vs_untrained(apa_summary: pd.DataFrame, measures: Sequence[str]
                 "List an architecture twice in `models` (e.g. weights: pretrained\n"
                 f"and weights: {untrained}) to compare trained with untrained APS.",
                 transform=ax.transAxes, ha="center", va="center", color="0.3", gid="no pairs")
-        fig.suptitle(f"Trained vs untrained APS · {variant}", x=0.01, ha="left")
+        suptitle(fig, f"Trained vs untrained APS · {variant}")
         return finalize(fig)
     ncols = min(len(measures), 2)
     nrows = int(np.ceil(len(measures) / ncols))
@@ -704,7 +706,7 @@ def plot_trained_vs_untrained(apa_summary: pd.DataFrame, measures: Sequence[str]
         ax.set_aspect("equal", adjustable="datalim")
         if names:
             ax.legend(loc="upper left", fontsize="small")
-    fig.suptitle(f"Trained vs untrained APS · {variant} · one point per ROI", x=0.01, ha="left")
+    suptitle(fig, f"Trained vs untrained APS · {variant} · one point per ROI")
     return finalize(fig)
 
 
@@ -783,6 +785,5 @@ def plot_confusion(apa_confusion: pd.DataFrame, roi_order: Sequence[str], measur
     if im is not None:
         cbar = fig.colorbar(im, ax=axes, shrink=0.6, location="right")
         cbar.set_label("fraction of target × stand-in pairs")
-    fig.suptitle(f"ROI identification from alignment profiles · {measure} · {variant}",
-                 x=0.01, ha="left")
+    suptitle(fig, f"ROI identification from alignment profiles · {measure} · {variant}")
     return finalize(fig)

@@ -23,6 +23,7 @@ from ._common import (
     select,
     stream_groups,
     styled,
+    suptitle,
 )
 
 __all__ = ["brain_pattern_matrix", "plot_brain_pattern_matrix", "plot_brain_patterns",
@@ -292,12 +293,11 @@ def plot_brain_patterns(brain_brain: pd.DataFrame, roi_order: Sequence[str], mea
     sax.set_xticklabels(drawn)
     sax.set_xlim(-0.6, len(drawn) - 0.4)
     sax.set_ylabel("r with other\nsubjects' mean")
-    sax.set_title("cross-subject stability of the matrix (dots: target subjects; bar: mean)")
+    sax.set_title("cross-subject stability (dots: target subjects; bar: mean)")
     names = ", ".join(f"{g[0]}" for g in groups if g[0])
-    fig.suptitle(f"Brain alignment patterns · {measure} · {split} split · mean over "
-                 f"{len(mats[drawn[0]][0])} target subjects"
-                 + (f"\nROIs grouped by stream ({names})" if names else ""),
-                 x=0.01, ha="left")
+    suptitle(fig, f"Brain alignment patterns · {measure} · {split} split · mean over "
+             f"{len(mats[drawn[0]][0])} target subjects"
+             + (f"\nROIs grouped by stream ({names})" if names else ""))
     return finalize(fig)
 
 

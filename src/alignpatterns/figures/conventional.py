@@ -27,6 +27,7 @@ from ._common import (
     series_table,
     stream_groups,
     styled,
+    suptitle,
 )
 
 __all__ = ["plot_conventional_benchmark", "plot_conventional_scores",
@@ -170,11 +171,12 @@ def plot_conventional_benchmark(summary: pd.DataFrame, roi_order: Sequence[str],
     _, has_best, _ = _draw(ax, summary, rois, measure, models, False, mark_best, palette,
                            streams)
     _draw(nax, summary, rois, measure, models, True, mark_best, palette, streams)
-    ax.set_title("raw score (mean over subjects, 95% CI; grey: noise ceiling)", pad=10)
-    nax.set_title("score ÷ noise ceiling (ringed: above the ceiling)", pad=10)
+    ax.set_title("raw score", pad=10)
+    nax.set_title("score ÷ noise ceiling", pad=10)
     ax.set_xlabel("")
     ax.tick_params(labelbottom=False)
-    fig.suptitle(f"Conventional benchmark · {measure}", x=0.01, ha="left")
+    suptitle(fig, f"Conventional benchmark · {measure}\nmean over subjects, 95% CI; grey: "
+             "noise ceiling; ringed: above the ceiling", reserve=2.4)
     _legend(fig, ax, has_best and mark_best, best_label)
     return finalize(fig)
 
@@ -225,7 +227,8 @@ def plot_conventional_scores(summary: pd.DataFrame, roi_order: Sequence[str], me
     ax = fig.add_subplot()
     _, has_best, _ = _draw(ax, summary, rois, measure, models, normalized, mark_best, palette,
                            streams)
-    ax.set_title(f"{measure}: model–brain score per ROI (mean over subjects, CI)", pad=10)
+    ax.set_title(measure, pad=10)
+    suptitle(fig, "Model–brain score per ROI (mean over subjects, CI)", reserve=2.4)
     _legend(fig, ax, has_best and mark_best, best_label)
     return finalize(fig)
 

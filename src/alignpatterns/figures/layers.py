@@ -19,6 +19,7 @@ from ._common import (
     series_style,
     series_table,
     styled,
+    suptitle,
 )
 
 __all__ = ["layer_curves", "plot_layer_curves"]
@@ -138,6 +139,5 @@ def plot_layer_curves(model_brain: pd.DataFrame, roi_order: Sequence[str], measu
     handles, labels = axes.flat[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 5),
                title="model (shaded: ±1 SEM over subjects; outlined marker: train-selected layer)")
-    fig.suptitle(f"Per-layer scores · {measure} · {split} split · mean over subjects",
-                 x=0.01, ha="left")
+    suptitle(fig, f"Per-layer scores · {measure} · {split} split · mean over subjects")
     return finalize(fig)

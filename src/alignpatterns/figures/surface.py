@@ -3,7 +3,6 @@ ROI-level map when the data have no fsaverage labels (e.g. fsLR32k with syntheti
 
 from __future__ import annotations
 
-import textwrap
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -23,6 +22,7 @@ from ._common import (
     series_table,
     stream_groups,
     styled,
+    suptitle,
 )
 
 __all__ = ["FSAVERAGE5_VERTICES", "fsaverage5_mesh", "plot_roi_map", "plot_surface_map",
@@ -140,14 +140,15 @@ def plot_roi_map(values: pd.DataFrame, roi_order: Sequence[str], *,
     cbar = fig.colorbar(im, ax=ax, shrink=0.9)
     cbar.set_label(label)
     if title:
-        fig.suptitle(textwrap.fill(title, int(fig.get_figwidth() * 14)), x=0.01, ha="left")
+        suptitle(fig, title)
     return finalize(fig)
 
 
 @styled
 def plot_surface_map(values: Mapping[str, float], labels: Mapping[str, np.ndarray], *,
                      label: str = "APS (Pearson r)", title: str = "",
-                     center: float | None = None) -> Figure:
+                     center: float | None = None,
+                     views: Sequence[str] = ("lateral", "medial")) -> Figure:
     """Per-ROI values painted on the fsaverage5 inflated surface (mesh shipped with nilearn).
 
     Parameters
@@ -162,12 +163,14 @@ def plot_surface_map(values: Mapping[str, float], labels: Mapping[str, np.ndarra
         Colour-bar label and title.
     center : float, optional
         Centre of a diverging colour map.
+    views : sequence of str
+        nilearn views drawn per hemisphere (default lateral and medial).
 
     Returns
     -------
     matplotlib.figure.Figure
-        Four 3-D axes (left/right × lateral/medial, titles like ``"left lateral"``) and a colour
-        bar labelled ``label``.
+        One 3-D axes per hemisphere × view (left hemisphere first, titles like
+        ``"left lateral"``) and a colour bar labelled ``label``.
     """
     from nilearn import plotting
 
@@ -184,9 +187,9 @@ def plot_surface_map(values: Mapping[str, float], labels: Mapping[str, np.ndarra
     allv = np.concatenate(list(data.values()))
     norm, cmap = _norm(allv, center)
     fig = new_figure(DOUBLE_COLUMN, 2.6)
-    for k, (hemi, view) in enumerate([("left", "lateral"), ("left", "medial"),
-                                      ("right", "medial"), ("right", "lateral")]):
-        ax = fig.add_subplot(1, 4, k + 1, projection="3d")
+    panels = [("left", v) for v in views] + [("right", v) for v in reversed(views)]
+    for k, (hemi, view) in enumerate(panels):
+        ax = fig.add_subplot(1, len(panels), k + 1, projection="3d")
         plotting.plot_surf(mesh[hemi], surf_map=data[hemi], bg_map=sulc[hemi], hemi=hemi,
                            view=view, cmap=cmap, colorbar=False, vmin=norm.vmin, vmax=norm.vmax,
                            axes=ax, figure=fig, bg_on_data=True, engine="matplotlib")
@@ -199,7 +202,7 @@ def plot_surface_map(values: Mapping[str, float], labels: Mapping[str, np.ndarra
     cbar = fig.colorbar(sm, ax=fig.axes, location="bottom", shrink=0.5, aspect=30)
     cbar.set_label(label)
     if title:
-        fig.suptitle(textwrap.fill(title, int(fig.get_figwidth() * 14)), x=0.01, ha="left")
+        suptitle(fig, title)
     return finalize(fig)
 
 
