@@ -211,7 +211,7 @@ def suptitle(fig: Figure, text: str, reserve: float = 0.0) -> None:
     import textwrap
 
     width = max(int((fig.get_figwidth() - reserve) * 13), 30)
-    lines = [textwrap.fill(line, width) for line in text.split("\n")]
+    lines = [textwrap.fill(line, width, break_on_hyphens=False) for line in text.split("\n")]
     fig.suptitle("\n".join(lines), x=0.01, ha="left")
 
 

@@ -468,7 +468,7 @@ def plot_profile_panels(brain_brain: pd.DataFrame, model_brain: pd.DataFrame,
     mvariant = "offdiag" if variant == "residual" else variant
     subjects, mats = subject_matrices(brain_brain, rois, measure, mvariant, ceilings=ceilings,
                                       min_ceiling=min_ceiling, split=split)
-    mask = np.isfinite(np.nanmean(np.where(np.isfinite(mats), 1.0, np.nan), axis=0))
+    mask = np.isfinite(mats).any(axis=0)  # (n_rois, n_rois): entries some subject has
     scale = np.ones((len(subjects), len(rois)))
     if mvariant.startswith("normalized"):
         # Recover each subject's column scaling from the matrices' ratio to the raw ones.

@@ -270,6 +270,11 @@ def plot_brain_patterns(brain_brain: pd.DataFrame, roi_order: Sequence[str], mea
                        interpolation="nearest", aspect="equal")
         im.set_gid("matrix")
         _matrix_axes(ax, rois, groups)
+        if not np.isfinite(mean).any():
+            why = (f"no target ROI with a ceiling ≥ {min_ceiling:g}\nin every subject"
+                   if v.startswith("normalized") else "no finite scores")
+            ax.text(0.5, 0.5, why, transform=ax.transAxes, ha="center", va="center",
+                    color="0.3", gid="empty", bbox={"facecolor": "white", "edgecolor": "none"})
         ax.set_title(v)
         ax.set_xlabel("target ROI r′")
         ax.set_ylabel("source ROI r")

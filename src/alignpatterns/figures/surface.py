@@ -136,6 +136,8 @@ def plot_roi_map(values: pd.DataFrame, roi_order: Sequence[str], *,
     groups = stream_groups(rois, streams)
     if groups:
         mark_streams(ax, groups)
+    if len(values) > 1 and str(values.index[0]) == "brain":
+        ax.axhline(0.5, color="white", linewidth=2.0, gid="brain separator")
     ax.set_xlabel("ROI (grouped by stream)")
     cbar = fig.colorbar(im, ax=ax, shrink=0.9)
     cbar.set_label(label)
