@@ -1,123 +1,53 @@
-"""Tests for alignpatterns.figures: synthetic tables in, deterministic PNG/PDF out."""
+"""Tests for alignpatterns.figures: small synthetic tables in, labelled figures and PNG/PDF out.
+
+Figures are checked through their matplotlib objects (axes, labels, gids, data of the artists),
+and the plotted numbers against independent pandas computations on the input tables.
+"""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 
+import matplotlib as mpl
 import numpy as np
-import pandas as pd
 import pytest
+from scipy import stats
 
 pytest.importorskip("matplotlib")
 
 from alignpatterns import figures  # noqa: E402
 from alignpatterns.figures import (  # noqa: E402
+    plot_apa_overview,
     plot_aps_per_roi,
     plot_brain_pattern_matrix,
+    plot_brain_patterns,
+    plot_confusion,
+    plot_conventional_benchmark,
     plot_conventional_overview,
     plot_conventional_scores,
+    plot_layer_curves,
     plot_pattern_profiles,
+    plot_profile_panels,
+    plot_roi_map,
+    plot_score_vs_aps,
+    plot_trained_vs_untrained,
     save_figure,
 )
 
-ROIS = ["V1", "V2", "V3", "hV4", "LOC", "FFA"]  # stream/hierarchy order, not alphabetical
-MODELS = ["resnet18", "vit_b16", "alexnet"]
-MEASURES = ["rsa-crossnobis-spearman", "cka-linear-debiased", "lp-ridge-pearson"]
-SUBJECTS = ["sub-01", "sub-02", "sub-03", "sub-04"]
-NAN_MODEL, NAN_ROI = "vit_b16", "hV4"  # a missing cell
+from . import figure_tables as T  # noqa: E402
 
-
-def _summary() -> pd.DataFrame:
-    rng = np.random.default_rng(0)
-    rows = []
-    for measure in MEASURES:
-        for model in MODELS:
-            for j, roi in enumerate(ROIS):
-                s = float(rng.uniform(0.05, 0.4))
-                ceil = np.nan if measure.startswith("cka") or roi == "FFA" else 0.6 + 0.02 * j
-                if model == NAN_MODEL and roi == NAN_ROI:
-                    s = np.nan
-                rows.append(dict(
-                    measure=measure, model=model, weights="pretrained", roi=roi,
-                    layer=f"layer{j % 3}", layer_index=j % 3, score_mean=s, ci_low=s - 0.05,
-                    ci_high=s + 0.05, ceiling_mean=ceil, normalized=s / ceil,
-                    distinguishable_from_best=pd.NA if np.isnan(s) else bool(model != "alexnet")))
-    df = pd.DataFrame(rows)
-    df["distinguishable_from_best"] = df["distinguishable_from_best"].astype("boolean")
-    return df
-
-
-def _brain_brain() -> pd.DataFrame:
-    rng = np.random.default_rng(1)
-    rows = []
-    for measure in MEASURES:
-        for split in ("train", "test"):
-            for s in SUBJECTS:
-                for t in SUBJECTS:
-                    if s == t:
-                        continue
-                    for a in ROIS:
-                        for b in ROIS:
-                            score = 0.5 - 0.08 * abs(ROIS.index(a) - ROIS.index(b))
-                            score += float(rng.normal(0, 0.02))
-                            if NAN_ROI in (a, b) and t == "sub-02":
-                                score = np.nan  # ragged: ROI missing in one subject
-                            rows.append(dict(measure=measure, source_subject=s, source_roi=a,
-                                             target_subject=t, target_roi=b, split=split,
-                                             score=score, n_source_dims=50, n_vertices=100))
-    df = pd.DataFrame(rows)
-    # FFA → V1 never measured: a fully missing cell.
-    miss = (df["source_roi"] == "FFA") & (df["target_roi"] == "V1")
-    df.loc[miss, "score"] = np.nan
-    return df
-
-
-def _model_brain() -> pd.DataFrame:
-    rng = np.random.default_rng(2)
-    rows = []
-    for measure in MEASURES:
-        for model in MODELS:
-            for li in range(3):
-                for s in SUBJECTS:
-                    for roi in ROIS:
-                        rows.append(dict(measure=measure, model=model, weights="pretrained",
-                                         layer=f"layer{li}", layer_index=li, subject=s, roi=roi,
-                                         split="test", score=float(rng.uniform(0, 0.5)),
-                                         n_source_dims=64, n_vertices=100))
-    return pd.DataFrame(rows)
-
-
-def _apa_summary(with_verdict: bool = True) -> pd.DataFrame:
-    rng = np.random.default_rng(3)
-    rows = []
-    for variant in ("full", "offdiag"):
-        for cand in ["brain", *MODELS]:
-            for roi in ROIS:
-                aps = float(rng.uniform(-0.2, 0.9))
-                if cand == NAN_MODEL and roi == NAN_ROI:
-                    aps = np.nan
-                brain = 0.6
-                passes = (pd.NA if not with_verdict or cand == "brain"
-                          else bool(cand == "resnet18" and roi in ("V1", "V2")))
-                rows.append(dict(
-                    measure="lp-ridge-pearson", variant=variant, match="pearson", candidate=cand,
-                    weights="" if cand == "brain" else "pretrained", roi=roi,
-                    layer="" if cand == "brain" else "layer1", n_subjects=4,
-                    ci_method="jackknife-t", aps_mean=aps, aps_ci_low=aps - 0.1,
-                    aps_ci_high=aps + 0.1, brain_aps_mean=brain, delta=aps - brain,
-                    delta_ci_low=aps - brain - 0.15, delta_ci_high=aps - brain + 0.15,
-                    margin=0.1, spec_margin=np.nan, spec_ci_low=np.nan, p_stimulus=np.nan,
-                    q_stimulus=np.nan, passes=passes))
-    df = pd.DataFrame(rows)
-    df["passes"] = df["passes"].astype("boolean")
-    return df
+ROIS, STREAMS, MEASURES = T.ROIS, T.STREAMS, T.MEASURES
+MODELS = [m for m, _ in T.MODELS]
+NAN_MODEL, NAN_ROI = T.NAN_MODEL, T.NAN_ROI
+STREAM_ORDER = ["V1", "V2", "V3", "hV4", "FFA", "LOC"]  # ROIS regrouped by STREAMS
 
 
 @pytest.fixture(scope="module")
 def tables():
-    return dict(summary=_summary(), brain_brain=_brain_brain(), model_brain=_model_brain(),
-                apa_summary=_apa_summary())
+    t = T.all_tables()
+    t["summary"] = t.pop("model_brain_summary")
+    return t
 
 
 def _data_lines(ax, labels):
@@ -126,6 +56,22 @@ def _data_lines(ax, labels):
 
 def _xticklabels(ax):
     return [t.get_text() for t in ax.get_xticklabels()]
+
+
+def _title(ax):
+    """The axes title whichever side it sits on (the project style puts titles left)."""
+    return ax.get_title("left") or ax.get_title("center") or ax.get_title("right")
+
+
+def _legend_texts(fig):
+    return [t.get_text() for leg in fig.legends for t in leg.get_texts()]
+
+
+def _check_written(fig, tmp_path, name):
+    """Saved once: both files exist, are non-empty PNG / PDF."""
+    png, pdf = save_figure(fig, tmp_path / name)
+    assert png.stat().st_size > 5000 and pdf.stat().st_size > 3000
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and pdf.read_bytes()[:5] == b"%PDF-"
 
 
 def _check_saved(fig, tmp_path, name):
@@ -155,6 +101,36 @@ def test_measure_label_units():
     assert "CKA" in figures.measure_label("cka-linear-debiased")
 
 
+def test_style_applies_inside_and_leaves_rcparams_alone(tables):
+    before = dict(mpl.rcParams)
+    fig = plot_conventional_scores(tables["summary"], ROIS, "lp-ridge-pearson")
+    assert dict(mpl.rcParams) == before
+    ax = fig.axes[0]
+    assert ax.xaxis.label.get_fontsize() == 8  # from alignpatterns.mplstyle, not the default 10
+    assert not ax.spines["top"].get_visible()
+    assert figures.STYLE.exists()
+    assert mpl.rc_params_from_file(str(figures.STYLE), use_default_template=False)["font.size"] == 8
+
+
+def test_palette_is_shared_across_figures(tables):
+    pal = figures.palette_from_models([{"name": n, "weights": "pretrained"} for n in
+                                       ["vit_b16", "alexnet", "resnet18"]])
+    assert pal["vit_b16"][0] == figures.OKABE_ITO[0]
+    assert len({c for c, _ in pal.values()}) == 3
+    conv = plot_conventional_scores(tables["summary"], ROIS, "lp-ridge-pearson",
+                                    models=["resnet18", "alexnet"], palette=pal)
+    aps = plot_apa_overview(tables["apa"], tables["apa_summary"], ROIS, "lp-ridge-pearson",
+                            palette=pal)
+    for m in ("resnet18", "alexnet"):
+        c1 = _data_lines(conv.axes[0], {m})[m].get_color()
+        c2 = _data_lines(aps.axes[0], {m})[m].get_color()
+        assert c1 == c2 == pal[m][0]
+    # same name with two weights: two labels, two colours
+    two = figures.palette_from_models([{"name": "a", "weights": "random"},
+                                       {"name": "a", "weights": "pretrained"}])
+    assert two["a (random)"] != two["a (pretrained)"]
+
+
 def test_conventional_scores(tables, tmp_path):
     fig = plot_conventional_scores(tables["summary"], ROIS, "rsa-crossnobis-spearman")
     (ax,) = fig.axes
@@ -163,15 +139,14 @@ def test_conventional_scores(tables, tmp_path):
     assert ax.get_xlabel()
     lines = _data_lines(ax, set(MODELS))
     assert set(lines) == set(MODELS)  # one series per model
-    legend = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert sum(lab in MODELS for lab in legend) == len(MODELS)
+    assert sum(lab in MODELS for lab in _legend_texts(fig)) == len(MODELS)
     # The NaN cell draws nothing at that ROI's group.
     j = ROIS.index(NAN_ROI)
     xs = np.concatenate([ln.get_xdata() for ln in ax.get_lines()
                          if str(ln.get_gid()).startswith(NAN_MODEL)])
     assert not np.any(np.abs(xs - j) < 0.45)
     assert len(xs) == len(ROIS) - 1
-    # Ceiling drawn where finite only (FFA has none).
+    # Ceiling drawn where finite only (the last ROI has none).
     (ceil,) = [c for c in ax.collections if c.get_gid() == "noise ceiling"]
     assert len(ceil.get_segments()) == len(ROIS) - 1
     # Hollow markers for models distinguishable from best.
@@ -179,7 +154,38 @@ def test_conventional_scores(tables, tmp_path):
     _check_saved(fig, tmp_path, "conventional")
 
 
-def test_conventional_cka_without_ceiling_and_normalized(tables, tmp_path):
+def test_conventional_benchmark_raw_normalized_flags(tables, tmp_path):
+    summary = tables["summary"].copy()
+    # resnet18 in V2 above its ceiling: the one normalised value > 1.
+    hit = ((summary.measure == "lp-ridge-pearson") & (summary.model == "resnet18")
+           & (summary.roi == "V2"))
+    summary.loc[hit, "score_mean"] = 0.9
+    summary.loc[hit, ["ci_low", "ci_high"]] = [0.85, 0.95]
+    fig = plot_conventional_benchmark(summary, ROIS, "lp-ridge-pearson", streams=STREAMS,
+                                      best_label="not distinguishable from best (paper rule)")
+    raw, norm = fig.axes[:2]
+    assert _title(raw).startswith("raw score") and _title(norm).startswith("score ÷")
+    assert norm.get_ylabel() == "score ÷ noise ceiling" and raw.get_ylabel().startswith("Pearson")
+    # Normalised values are score / ceiling (independent computation).
+    rows = summary[(summary.measure == "lp-ridge-pearson") & (summary.model == "alexnet")]
+    expect = (rows.set_index("roi").score_mean / rows.set_index("roi").ceiling_mean)
+    y = _data_lines(norm, {"alexnet"})["alexnet"].get_ydata()
+    hollow = [ln for ln in norm.get_lines() if ln.get_gid() == "alexnet:hollow"]
+    got = np.sort(np.concatenate([y] + [h.get_ydata() for h in hollow]))
+    assert np.allclose(got, np.sort(expect.reindex(ROIS).dropna().to_numpy()))
+    (ring,) = [ln for ln in norm.get_lines() if ln.get_gid() == "score > noise ceiling"]
+    ceil_v2 = float(summary.loc[hit, "ceiling_mean"].iloc[0])
+    assert np.allclose(ring.get_ydata(), [0.9 / ceil_v2])
+    assert [ln for ln in norm.get_lines() if ln.get_gid() == "noise ceiling"]
+    legend = _legend_texts(fig)
+    assert "score > noise ceiling" in legend
+    assert any("paper rule" in t for t in legend)
+    streams = {t.get_text() for t in raw.texts if str(t.get_gid()).startswith("stream:")}
+    assert streams == {"early", "ventral", "lateral"}
+    _check_written(fig, tmp_path, "benchmark")
+
+
+def test_conventional_cka_without_ceiling_and_normalized(tables):
     fig = plot_conventional_scores(tables["summary"], ROIS, "cka-linear-debiased")
     (ax,) = fig.axes
     assert not [c for c in ax.collections if c.get_gid() == "noise ceiling"]
@@ -187,23 +193,23 @@ def test_conventional_cka_without_ceiling_and_normalized(tables, tmp_path):
     fig = plot_conventional_scores(tables["summary"], ROIS, "lp-ridge-pearson", normalized=True)
     (ax,) = fig.axes
     assert "ceiling" in ax.get_ylabel()
-    # FFA has no ceiling → no normalized points there.
-    j = ROIS.index("FFA")
+    j = len(ROIS) - 1  # no ceiling → no normalized points there
     for ln in _data_lines(ax, set(MODELS)).values():
         assert not np.any(np.abs(np.asarray(ln.get_xdata()) - j) < 0.45)
+    fig = plot_conventional_benchmark(tables["summary"], ROIS, "cka-linear-debiased")
+    assert [t for t in fig.axes[1].texts if t.get_gid() == "no ceiling"]
 
 
-def test_conventional_overview_and_order(tables, tmp_path):
+def test_conventional_overview_and_order(tables):
     order = ["FFA", "V1", "LOC"]
     fig = plot_conventional_overview(tables["summary"], order, MEASURES,
                                      models=["alexnet", "resnet18"])
     axes = [ax for ax in fig.axes if ax.get_ylabel()]
     assert len(axes) == len(MEASURES)
+    assert _xticklabels(axes[-1]) == order  # shared ROI axis, labelled at the bottom
+    assert [_title(ax) for ax in axes] == MEASURES
     for ax in axes:
-        assert _xticklabels(ax) == order
-        assert set(_data_lines(ax, {"alexnet", "resnet18", "vit_b16"})) == {"alexnet",
-                                                                            "resnet18"}
-    _check_saved(fig, tmp_path, "overview")
+        assert set(_data_lines(ax, set(MODELS))) == {"alexnet", "resnet18"}
 
 
 def test_conventional_errors(tables):
@@ -215,6 +221,28 @@ def test_conventional_errors(tables):
         plot_conventional_scores(tables["summary"], ROIS, "lp-ridge-pearson", models=["nope"])
 
 
+def test_layer_curves(tables, tmp_path):
+    mb, summ = tables["model_brain"], tables["summary"]
+    fig = plot_layer_curves(mb, ROIS, "lp-ridge-pearson", summary=summ)
+    axes = [ax for ax in fig.axes if ax.axison]
+    assert [_title(ax) for ax in axes] == ROIS
+    ax = axes[ROIS.index("V3")]
+    lines = _data_lines(ax, set(MODELS))
+    assert set(lines) == set(MODELS)
+    sel = mb[(mb.measure == "lp-ridge-pearson") & (mb.split == "test") & (mb.model == "alexnet")
+             & (mb.roi == "V3")]
+    expect = sel.groupby("layer_index").score.mean().to_numpy()
+    assert np.allclose(lines["alexnet"].get_ydata(), expect)
+    assert np.allclose(lines["alexnet"].get_xdata(), np.linspace(0, 1, T.N_LAYERS))
+    # the train-selected layer is marked at its depth
+    (sel_marker,) = [ln for ln in ax.get_lines() if ln.get_gid() == "alexnet:selected"]
+    li = int(summ[(summ.measure == "lp-ridge-pearson") & (summ.model == "alexnet")
+                  & (summ.roi == "V3")].layer_index.iloc[0])
+    assert np.allclose(sel_marker.get_xdata(), [li / (T.N_LAYERS - 1)])
+    assert any(ax.get_xlabel() == "relative layer depth" for ax in axes)
+    assert axes[0].get_ylabel().startswith("Pearson r")
+
+
 def test_brain_pattern_matrix(tables, tmp_path):
     bb = tables["brain_brain"]
     mean, sd, count = figures.brain_pattern_matrix(bb, ROIS, "lp-ridge-pearson", "test")
@@ -222,30 +250,58 @@ def test_brain_pattern_matrix(tables, tmp_path):
     sel = bb[(bb.measure == "lp-ridge-pearson") & (bb.split == "test")
              & (bb.source_roi == "V2") & (bb.target_roi == "LOC")]
     assert mean.loc["V2", "LOC"] == pytest.approx(sel.score.mean())
-    assert count.loc["V2", "LOC"] == len(SUBJECTS) * (len(SUBJECTS) - 1)
+    n = len(T.SUBJECTS)
+    assert count.loc["V2", "LOC"] == n * (n - 1)
     assert np.isnan(mean.loc["FFA", "V1"]) and count.loc["FFA", "V1"] == 0
 
     fig = plot_brain_pattern_matrix(bb, ROIS, "lp-ridge-pearson", show_spread=True)
     ax = fig.axes[0]
     assert _xticklabels(ax) == ROIS
-    assert [t.get_text() for t in ax.get_yticklabels()] == ROIS
     (im,) = [i for i in ax.get_images() if i.get_gid() == "matrix"]
     arr = im.get_array()
     i, j = ROIS.index("FFA"), ROIS.index("V1")
-    assert np.ma.is_masked(arr[i, j])
-    assert np.ma.count_masked(arr) == 1
-    assert not [t for t in ax.texts if t.get_gid() == f"cell:{i},{j}"]
-    assert len([t for t in ax.texts if str(t.get_gid()).startswith("cell:")]) == len(ROIS) ** 2 - 1
+    assert np.ma.is_masked(arr[i, j]) and np.ma.count_masked(arr) == 1
     assert im.colorbar is not None and "Pearson r" in im.colorbar.ax.get_ylabel()
-    _check_saved(fig, tmp_path, "brain_matrix")
 
 
-def test_brain_pattern_matrix_negative_values(tables):
-    bb = tables["brain_brain"].copy()
-    bb["score"] = bb["score"] - 0.5
-    fig = plot_brain_pattern_matrix(bb, ROIS, "rsa-crossnobis-spearman", split="train")
-    (im,) = fig.axes[0].get_images()
-    assert im.norm.vmin == pytest.approx(-im.norm.vmax)
+def test_brain_patterns_variants_streams_stability(tables, tmp_path):
+    bb, ceil = tables["brain_brain"], tables["ceilings"]
+    variants = ["full", "offdiag", "normalized", "residual"]
+    fig = plot_brain_patterns(bb, ROIS, "lp-ridge-pearson", variants, ceilings=ceil,
+                              streams=STREAMS)
+    mats = [ax for ax in fig.axes if ax.get_images() and _title(ax)]
+    assert [_title(ax) for ax in mats] == ["full", "offdiag", "normalized"]  # residual skipped
+    for ax in mats:
+        assert _xticklabels(ax) == STREAM_ORDER
+        assert [t.get_text() for t in ax.get_yticklabels()] == STREAM_ORDER
+        assert ax.get_xlabel() == "target ROI r′" and ax.get_ylabel() == "source ROI r"
+        assert len([ln for ln in ax.get_lines() if ln.get_gid() == "stream"]) == 2 * 2
+    full, off, norm = (ax.get_images()[0].get_array() for ax in mats)
+    assert np.ma.count_masked(np.diag(off)) == len(ROIS)
+    # one cell against an independent computation: per target subject mean over sources,
+    # divided by that subject's ceiling of the target ROI, then averaged over subjects.
+    a, b = STREAM_ORDER.index("V2"), STREAM_ORDER.index("LOC")
+    sel = bb[(bb.measure == "lp-ridge-pearson") & (bb.split == "test") & (bb.source_roi == "V2")
+             & (bb.target_roi == "LOC")]
+    per_t = sel.groupby("target_subject").score.mean()
+    c = ceil[(ceil.measure == "lp-ridge-pearson") & (ceil.split == "test")
+             & (ceil.kind == "lp_ceiling") & (ceil.roi == "LOC")].set_index("subject").value
+    assert norm[a, b] == pytest.approx((per_t / c.reindex(per_t.index)).mean())
+    assert full[a, b] == pytest.approx(per_t.mean())
+    (sax,) = [ax for ax in fig.axes if _title(ax).startswith("cross-subject stability")]
+    dots = [ln for ln in sax.get_lines() if str(ln.get_gid()).startswith("stability:")]
+    assert len(dots) == 3 and all(len(d.get_xdata()) == len(T.SUBJECTS) for d in dots)
+
+
+def test_matrix_stability_closed_form():
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=(5, 5))
+    same = np.stack([base] * 4)
+    assert np.allclose(figures.matrix_stability(same), 1.0)
+    flipped = np.stack([base, base, -base, -base])
+    # each subject's partner mean is (base - 2 base)/3 or (−base + 2 base)/3 ... r = −1 or 1
+    st = figures.matrix_stability(flipped)
+    assert np.allclose(np.abs(st), 1.0) and np.allclose(st, [-1, -1, -1, -1])
 
 
 def test_aps_per_roi(tables, tmp_path):
@@ -256,23 +312,13 @@ def test_aps_per_roi(tables, tmp_path):
     lines = _data_lines(ax, set(MODELS) | {figures.apa.BRAIN_LABEL})
     assert set(lines) == set(MODELS) | {figures.apa.BRAIN_LABEL}
     assert lines[figures.apa.BRAIN_LABEL].get_color() == "black"
-    assert len(lines[figures.apa.BRAIN_LABEL].get_xdata()) == len(ROIS)
     assert len(lines[NAN_MODEL].get_xdata()) == len(ROIS) - 1
-    j = ROIS.index(NAN_ROI)
-    assert not np.any(np.abs(np.asarray(lines[NAN_MODEL].get_xdata()) - j) < 0.45)
-    # Dashed zero line.
-    assert any(ln.get_linestyle() == "--" and tuple(ln.get_ydata()) == (0, 0)
-               for ln in ax.get_lines())
-    # resnet18 passes in V1, V2: two stars.
     (stars,) = [c for c in ax.collections if c.get_gid() == "passes"]
-    assert len(stars.get_offsets()) == 2
-    legend = ax.get_legend()
-    assert legend is not None
-    _check_saved(fig, tmp_path, "aps")
+    assert len(stars.get_offsets()) == 2  # resnet18 passes in V1, V2
 
 
-def test_aps_without_verdict_or_brain_rows(tmp_path):
-    df = _apa_summary(with_verdict=False)
+def test_aps_without_verdict_or_brain_rows():
+    df = T.apa_summary(with_verdict=False)
     df = df[df.candidate != "brain"]
     fig = plot_aps_per_roi(df, ROIS[::-1], "lp-ridge-pearson", "full", show_delta=True)
     ax, dax = fig.axes[:2]
@@ -280,19 +326,155 @@ def test_aps_without_verdict_or_brain_rows(tmp_path):
     assert _xticklabels(dax) == ROIS[::-1]
     brain = _data_lines(ax, {figures.apa.BRAIN_LABEL})[figures.apa.BRAIN_LABEL]
     assert np.allclose(brain.get_ydata(), 0.6)  # falls back on brain_aps_mean
-    assert set(_data_lines(dax, set(MODELS))) == set(MODELS)
     assert [ln for ln in dax.get_lines() if ln.get_gid() == "margin"]
-    _check_saved(fig, tmp_path, "aps_delta")
 
 
-def test_pattern_profiles(tables, tmp_path):
+def test_apa_overview(tables, tmp_path):
+    apa, summ = tables["apa"], tables["apa_summary"]
+    fig = plot_apa_overview(apa, summ, ROIS, "lp-ridge-pearson", "offdiag", streams=STREAMS)
+    ax, vax = fig.axes[:2]
+    assert ax.get_ylabel() == "Alignment pattern similarity (Pearson r)"
+    assert _title(vax).startswith("verdict")
+    assert _xticklabels(vax) == ROIS
+    boxes = [p for p in ax.patches if p.get_gid() == "brain:box"]
+    assert len(boxes) == len(ROIS)
+    (dots,) = [ln for ln in ax.get_lines() if ln.get_gid() == "brain:subjects"]
+    assert len(dots.get_ydata()) == len(ROIS) * len(T.SUBJECTS)
+    # brain dots are the per-target-subject means over stand-ins (independent computation)
+    b = apa[(apa.measure == "lp-ridge-pearson") & (apa.variant == "offdiag")
+            & (apa.candidate == "brain") & (apa.roi == "V1")]
+    v1 = np.sort(b.groupby("subject").aps.mean().to_numpy())
+    xs, ys = np.asarray(dots.get_xdata()), np.asarray(dots.get_ydata())
+    assert np.allclose(np.sort(ys[np.abs(xs - 0) < 0.5]), v1)
+    verdicts = {t.get_gid(): t.get_text() for t in vax.texts}
+    assert verdicts["verdict:resnet18:V1"] == "pass"
+    assert verdicts["verdict:alexnet:V1"] == "fail"
+    assert len(verdicts) == len(ROIS) * len(MODELS)
+    assert [t.get_text() for t in vax.get_yticklabels()] == sorted(MODELS)
+    assert set(MODELS) <= set(_legend_texts(fig))
+
+
+def test_pattern_profiles(tables):
     fig = plot_pattern_profiles(tables["brain_brain"], tables["model_brain"], tables["summary"],
                                 "V2", ROIS, "lp-ridge-pearson", standardize=True)
     (ax,) = fig.axes
-    assert _xticklabels(ax) == ROIS
     lines = _data_lines(ax, set(MODELS))
-    assert set(lines) == set(MODELS)
-    # offdiag: the entry r′ = V2 is left out.
     for ln in lines.values():
         assert np.isnan(np.asarray(ln.get_ydata(), float)[ROIS.index("V2")])
-    _check_saved(fig, tmp_path, "profiles")
+
+
+def test_profile_panels(tables, tmp_path):
+    bb, mb, summ = tables["brain_brain"], tables["model_brain"], tables["summary"]
+    fig = plot_profile_panels(bb, mb, summ, ROIS, "lp-ridge-pearson", variant="offdiag",
+                              standardize=False)
+    axes = [ax for ax in fig.axes if ax.axison]
+    assert [_title(ax) for ax in axes] == [f"profile of {r}" for r in ROIS]
+    ax = axes[ROIS.index("V3")]
+    (brain,) = [ln for ln in ax.get_lines() if ln.get_gid() == "brain"]
+    sel = bb[(bb.measure == "lp-ridge-pearson") & (bb.split == "test") & (bb.source_roi == "V3")]
+    per = sel.groupby(["target_subject", "target_roi"]).score.mean().unstack()[ROIS]
+    expect = per.mean().to_numpy(copy=True)
+    expect[ROIS.index("V3")] = np.nan
+    assert np.allclose(brain.get_ydata(), expect, equal_nan=True)
+    # model profile: the selected layer's scores, mean over subjects
+    layer = summ[(summ.measure == "lp-ridge-pearson") & (summ.model == "alexnet")
+                 & (summ.roi == "V3")].layer.iloc[0]
+    m = mb[(mb.measure == "lp-ridge-pearson") & (mb.split == "test") & (mb.model == "alexnet")
+           & (mb.layer == layer)].groupby("roi").score.mean().reindex(ROIS).to_numpy(copy=True)
+    m[ROIS.index("V3")] = np.nan
+    assert np.allclose(_data_lines(ax, {"alexnet"})["alexnet"].get_ydata(), m, equal_nan=True)
+    assert [c for c in ax.collections if c.get_gid() == "brain:sd"]
+
+
+def test_score_vs_aps(tables, tmp_path):
+    summ, aps = tables["summary"], tables["apa_summary"]
+    fig = plot_score_vs_aps(summ, aps, "rsa-crossnobis-spearman", "offdiag")
+    ax = fig.axes[0]
+    lines = _data_lines(ax, set(MODELS))
+    assert set(lines) == set(MODELS)
+    assert len(lines[NAN_MODEL].get_xdata()) == len(ROIS) - 1
+    x = np.concatenate([ln.get_xdata() for ln in lines.values()])
+    y = np.concatenate([ln.get_ydata() for ln in lines.values()])
+    rho = stats.spearmanr(x, y).statistic
+    assert f"ρ = {rho:.2f}" in _title(ax)
+    assert ax.get_xlabel().startswith("conventional score") and "APS" not in ax.get_xlabel()
+    assert ax.get_ylabel().startswith("Alignment pattern similarity")
+
+
+def test_trained_vs_untrained(tables):
+    models = [("resnet18", "pretrained"), ("resnet18", "random"), ("alexnet", "random")]
+    aps = T.apa_summary(models=models)
+    fig = plot_trained_vs_untrained(aps, ["lp-ridge-pearson", "cka-linear-debiased"], "offdiag")
+    axes = [ax for ax in fig.axes if ax.axison]
+    assert [_title(ax) for ax in axes] == ["lp-ridge-pearson", "cka-linear-debiased"]
+    (ln,) = _data_lines(axes[0], {"resnet18"}).values()  # alexnet has no trained pair
+    sel = aps[(aps.measure == "lp-ridge-pearson") & (aps.variant == "offdiag")
+              & (aps.candidate == "resnet18")]
+    u = sel[sel.weights == "random"].set_index("roi").aps_mean
+    t = sel[sel.weights == "pretrained"].set_index("roi").aps_mean
+    assert np.allclose(np.sort(ln.get_xdata()), np.sort(u.to_numpy()))
+    assert np.allclose(np.sort(ln.get_ydata()), np.sort(t.to_numpy()))
+    assert axes[0].get_xlabel().startswith("APS, untrained")
+    fig = plot_trained_vs_untrained(tables["apa_summary"], MEASURES, "offdiag")
+    assert [t for ax in fig.axes for t in ax.texts if t.get_gid() == "no pairs"]
+
+
+def test_confusion(tables, tmp_path):
+    conf = tables["apa_confusion"]
+    fig = plot_confusion(conf, ROIS, "lp-ridge-pearson", "offdiag", streams=STREAMS)
+    axes = [ax for ax in fig.axes if ax.get_images() and _title(ax)]
+    assert len(axes) == 1 + len(MODELS)
+    assert _title(axes[0]).startswith("brain")
+    im = axes[1].get_images()[0]
+    assert im.get_gid() == "confusion"
+    sel = conf[(conf.measure == "lp-ridge-pearson") & (conf.variant == "offdiag")
+               & (conf.candidate == sorted(MODELS)[0])]
+    expect = sel.pivot(index="roi", columns="identified_roi", values="fraction").reindex(
+        index=ROIS, columns=ROIS).to_numpy()
+    assert np.allclose(im.get_array(), expect)
+    assert np.allclose(np.asarray(im.get_array()).sum(axis=1), 1.0)
+    assert f"top-1 {sel.top1_accuracy.iloc[0]:.2f}" in _title(axes[1])
+    assert axes[0].get_ylabel() == "true ROI"
+
+
+def test_roi_map(tables, tmp_path):
+    values = figures.roi_values(tables["apa_summary"], "lp-ridge-pearson", "offdiag")
+    assert list(values.index) == ["brain", *sorted(MODELS)]
+    fig = plot_roi_map(values, ROIS, streams=STREAMS, title="APS per ROI")
+    ax = fig.axes[0]
+    (im,) = ax.get_images()
+    assert im.get_gid() == "roi map" and im.get_array().shape == (1 + len(MODELS), len(ROIS))
+    assert _xticklabels(ax) == STREAM_ORDER
+    s = tables["apa_summary"]
+    v = s[(s.measure == "lp-ridge-pearson") & (s.variant == "offdiag") & (s.candidate == "brain")
+          & (s.roi == "LOC")].aps_mean.iloc[0]
+    assert im.get_array()[0, STREAM_ORDER.index("LOC")] == pytest.approx(v)
+    assert im.colorbar.ax.get_ylabel() == "APS (Pearson r)"
+    _check_written(fig, tmp_path, "roi_map")
+
+
+@pytest.mark.slow
+def test_surface_map_on_bundled_fsaverage5(tmp_path):
+    from alignpatterns.figures.surface import FSAVERAGE5_VERTICES, fsaverage5_mesh
+
+    mesh = fsaverage5_mesh()
+    assert mesh["left"][0].shape == (FSAVERAGE5_VERTICES, 3)
+    # three ROIs by the y coordinate (posterior → anterior); fsaverage-sized labels accepted
+    labels = {}
+    for hemi, (coords, _) in mesh.items():
+        y = coords[:, 1]
+        lab = np.where(y < -60, "V1", np.where(y < -30, "V2", ""))
+        labels[hemi] = np.concatenate([lab, np.full(163842 - FSAVERAGE5_VERTICES, "")])
+    fig = figures.plot_surface_map({"V1": 0.8, "V2": 0.2}, labels, label="APS", title="test",
+                                   views=("lateral",))
+    axes3d = [ax for ax in fig.axes if ax.name == "3d"]
+    assert [_title(ax) for ax in axes3d] == ["left lateral", "right lateral"]
+    # the painted values: V1 vertices carry 0.8, unlabelled ones nothing
+    polys = axes3d[0].collections[0]
+    assert polys.get_facecolors().shape[0] == mesh["left"][1].shape[0]
+    assert any(ax.get_xlabel() == "APS" for ax in fig.axes if ax.name != "3d")
+    with pytest.raises(ValueError, match="10242"):
+        figures.plot_surface_map({"V1": 1.0}, {"left": np.array(["V1"] * 5),
+                                               "right": np.array(["V1"] * 5)})
+    png, pdf = save_figure(fig, tmp_path / "surface")
+    assert png.stat().st_size > 5000 and pdf.read_bytes()[:5] == b"%PDF-"

@@ -19,6 +19,18 @@ ROIS = CFG["rois"]
 MODELS = [m["name"] for m in CFG["models"]]
 MEASURES = CFG["measures"]
 ENV = "../../envs/alignpatterns.yaml"
+# Per-measure figure kinds (alignpatterns.figures.render.PER_MEASURE; kept here so that the DAG
+# is built without importing matplotlib).
+FIGURE_KINDS = [
+    "conventional",
+    "layers",
+    "brain_patterns",
+    "aps",
+    "profiles",
+    "score_vs_aps",
+    "confusion",
+    "roi_map",
+]
 
 
 wildcard_constraints:
@@ -93,9 +105,9 @@ def final_outputs():
     return (
         expand("results/tables/{table}.parquet", table=tables)
         + ["results/data/check_data.parquet"]
-        + figure_files("conventional")
-        + figure_files("brain_patterns")
-        + figure_files("aps")
+        + [f for kind in FIGURE_KINDS for f in figure_files(kind)]
+        + expand("results/figures/trained_vs_untrained.{ext}", ext=["png", "pdf"])
+        + ["results/report/run_info.html"]
     )
 
 

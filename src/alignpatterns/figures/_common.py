@@ -6,10 +6,13 @@ Nothing here touches matplotlib's global state: figures are built as
 
 from __future__ import annotations
 
+import functools
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import TypeVar
 
+import matplotlib as mpl
 import numpy as np
 import pandas as pd
 from matplotlib.backend_bases import FigureCanvasBase
@@ -34,6 +37,126 @@ MARKERS: tuple[str, ...] = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "h")
 BRAIN_COLOR = "black"
 #: Colour of noise ceilings and reference lines.
 CEILING_COLOR = "0.45"
+#: The project's matplotlib style (applied inside every figure function, never globally).
+STYLE = Path(__file__).with_name("alignpatterns.mplstyle")
+#: Figure widths in inches: one journal column and the full page width.
+SINGLE_COLUMN = 3.5
+DOUBLE_COLUMN = 7.2
+
+_F = TypeVar("_F", bound=Callable)
+
+
+def styled(func: _F) -> _F:
+    """Run a figure function under the project style; rcParams are restored afterwards."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        with mpl.rc_context(fname=str(STYLE)):
+            return func(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def model_palette(labels: Sequence[str]) -> dict[str, tuple[str, str]]:
+    """Colour and marker of every model series, fixed by the order of ``labels``.
+
+    Build it once from the configured model list and pass it to every figure function, so a
+    model has the same colour and marker in every figure. Colours cycle through the Okabe–Ito
+    palette and markers through :data:`MARKERS` independently, so up to 70 series get distinct
+    (colour, marker) pairs.
+
+    Parameters
+    ----------
+    labels : sequence of str
+        Series labels (model names, or ``"name (weights)"`` when a name has several weights).
+
+    Returns
+    -------
+    dict
+        label → (colour, marker).
+    """
+    out: dict[str, tuple[str, str]] = {}
+    for i, lab in enumerate(dict.fromkeys(str(x) for x in labels)):
+        out[lab] = (OKABE_ITO[i % len(OKABE_ITO)], MARKERS[(i + i // len(OKABE_ITO)) % len(MARKERS)])
+    return out
+
+
+def palette_from_models(models: Sequence[Mapping]) -> dict[str, tuple[str, str]]:
+    """:func:`model_palette` for the config's ``models`` list (entries with name and weights).
+
+    Labels follow :func:`series_table`: the name alone when it has one weights setting,
+    ``"name (weights)"`` otherwise; both spellings are keys, so lookups by name work too.
+    """
+    names = [str(m["name"]) for m in models]
+    labels = [n if names.count(n) == 1 else f"{n} ({m.get('weights', '')})"
+              for n, m in zip(names, models, strict=True)]
+    pal = model_palette(labels)
+    for n, m, lab in zip(names, models, labels, strict=True):
+        pal.setdefault(n, pal[lab])
+        pal.setdefault(f"{n} ({m.get('weights', '')})", pal[lab])
+    return pal
+
+
+def series_style(palette: Mapping[str, tuple[str, str]] | None,
+                 series: Sequence[tuple[str, str, str]]) -> list[tuple[str, str]]:
+    """(colour, marker) for each (name, weights, label) series: from ``palette`` when it knows
+    the label (or the name), otherwise from a palette over the series in their order."""
+    fallback = model_palette([lab for _, _, lab in series])
+    out = []
+    for name, _, lab in series:
+        if palette and lab in palette:
+            out.append(palette[lab])
+        elif palette and name in palette:
+            out.append(palette[name])
+        else:
+            out.append(fallback[lab])
+    return out
+
+
+def stream_groups(rois: Sequence[str], streams: Mapping[str, Sequence[str]] | None
+                  ) -> list[tuple[str, int, int]]:
+    """Runs of consecutive ROIs that belong to one stream, as (stream, first, last) indices.
+
+    ROIs in no stream form runs named ``""``. Returns ``[]`` when ``streams`` is empty.
+    """
+    if not streams:
+        return []
+    of = {str(r): str(s) for s, members in streams.items() for r in members}
+    groups: list[tuple[str, int, int]] = []
+    for i, r in enumerate(rois):
+        s = of.get(str(r), "")
+        if groups and groups[-1][0] == s:
+            groups[-1] = (s, groups[-1][1], i)
+        else:
+            groups.append((s, i, i))
+    return groups
+
+
+def order_by_stream(rois: Sequence[str], streams: Mapping[str, Sequence[str]] | None
+                    ) -> list[str]:
+    """``rois`` reordered so that each stream's ROIs are contiguous (streams in the order of
+    ``streams``, ROIs within a stream in the order of ``rois``, unassigned ROIs last)."""
+    rois = [str(r) for r in rois]
+    if not streams:
+        return rois
+    out = [r for members in streams.values() for r in rois if r in {str(m) for m in members}]
+    out = list(dict.fromkeys(out))
+    return out + [r for r in rois if r not in out]
+
+
+def mark_streams(ax, groups: Sequence[tuple[str, int, int]], *, y: bool = False,
+                 label: bool = True) -> None:
+    """Separator lines between streams and the stream names along the x (and y) axis."""
+    for k, (name, first, last) in enumerate(groups):
+        if k:
+            ax.axvline(first - 0.5, color="0.25", linewidth=0.8, zorder=5, gid="stream")
+            if y:
+                ax.axhline(first - 0.5, color="0.25", linewidth=0.8, zorder=5, gid="stream")
+        if label and name:
+            ax.annotate(name, xy=((first + last) / 2, 1.0), xycoords=("data", "axes fraction"),
+                        xytext=(0, 2), textcoords="offset points", ha="center", va="bottom",
+                        fontsize="small", color="0.25", gid=f"stream:{name}",
+                        annotation_clip=False)
 
 _RSA_COMPARISONS = {
     "spearman": "Spearman ρ",
@@ -81,8 +204,26 @@ def measure_label(measure: str, split: str | None = None) -> str:
     return f"{measure}{' (' + split + ')' if split else ''}"
 
 
+def suptitle(fig: Figure, text: str, reserve: float = 0.0) -> None:
+    """Left-aligned figure title, wrapped to the figure's width less ``reserve`` inches (the
+    width of a legend at the upper right). Constrained layout makes room for it; an over-long
+    axes title would instead run into the legend."""
+    import textwrap
+
+    width = max(int((fig.get_figwidth() - reserve) * 13), 30)
+    lines = [textwrap.fill(line, width, break_on_hyphens=False) for line in text.split("\n")]
+    fig.suptitle("\n".join(lines), x=0.01, ha="left")
+
+
+def axis_label(measure: str, split: str | None = None) -> str:
+    """:func:`measure_label` on two lines (statistic, then the parenthesis), for y axes."""
+    return measure_label(measure, split).replace(" (", "\n(", 1)
+
+
 def new_figure(width: float, height: float) -> Figure:
-    """A fresh figure with an Agg canvas (no pyplot, no global backend change)."""
+    """A fresh figure with an Agg canvas (no pyplot, no global backend change).
+
+    Call it inside a :func:`styled` function so that the project style applies."""
     fig = Figure(figsize=(width, height), layout="constrained")
     FigureCanvasAgg(fig)
     return fig
@@ -255,10 +396,11 @@ def save_figure(fig: Figure, stem: str | os.PathLike, dpi: int = 150) -> tuple[P
     png = stem.parent / f"{stem.name}.png"
     pdf = stem.parent / f"{stem.name}.pdf"
     mode = _file_mode()
-    with atomic_path(png, ".png") as tmp:
+    # Under the style: artists created lazily at draw time (ticks) must match the layout.
+    with mpl.rc_context(fname=str(STYLE)), atomic_path(png, ".png") as tmp:
         fig.savefig(tmp, format="png", dpi=dpi, metadata={"Software": None})
         os.chmod(tmp, mode)
-    with atomic_path(pdf, ".pdf") as tmp:
+    with mpl.rc_context(fname=str(STYLE)), atomic_path(pdf, ".pdf") as tmp:
         fig.savefig(tmp, format="pdf", metadata={"CreationDate": None, "ModDate": None})
         os.chmod(tmp, mode)
     return png, pdf

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import warnings
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -10,9 +11,26 @@ from matplotlib import colormaps
 from matplotlib.colors import Colormap, Normalize, TwoSlopeNorm
 from matplotlib.figure import Figure
 
-from ._common import check_roi_order, finalize, measure_label, new_figure, select
+from ._common import (
+    BRAIN_COLOR,
+    DOUBLE_COLUMN,
+    check_roi_order,
+    finalize,
+    mark_streams,
+    measure_label,
+    new_figure,
+    order_by_stream,
+    select,
+    stream_groups,
+    styled,
+    suptitle,
+)
 
-__all__ = ["brain_pattern_matrix", "plot_brain_pattern_matrix"]
+__all__ = ["brain_pattern_matrix", "plot_brain_pattern_matrix", "plot_brain_patterns",
+           "subject_matrices", "matrix_stability"]
+
+#: Matrix variants the brain-pattern figure can draw (``residual`` has no matrix form).
+MATRIX_VARIANTS = ("full", "offdiag", "normalized", "normalized_offdiag")
 
 
 def _cmap(cmap: str | Colormap) -> Colormap:
@@ -65,6 +83,230 @@ def brain_pattern_matrix(brain_brain: pd.DataFrame, roi_order: Sequence[str], me
     return square(g.mean()), square(g.std(ddof=1)), count
 
 
+def _ceiling_kind(measure: str) -> str:
+    """The ceilings-table ``kind`` that APA divides by (docs/apa.md, Variants)."""
+    return "lp_ceiling" if measure.startswith("lp-") else "split_half"
+
+
+def subject_matrices(brain_brain: pd.DataFrame, roi_order: Sequence[str], measure: str,
+                     variant: str = "full", *, ceilings: pd.DataFrame | None = None,
+                     min_ceiling: float = 0.1, split: str = "test"
+                     ) -> tuple[list[str], np.ndarray]:
+    """Each target subject's alignment-pattern matrix, with the APA variant applied.
+
+    M_s[r, r′] = mean over source subjects s′ ≠ s of A_{s′→s}[r, r′] (``brain_brain``). The
+    variant masks or scales entries as APA does (docs/apa.md): ``offdiag`` blanks r′ = r;
+    ``normalized`` divides column r′ by the target subject's ceiling C_s[r′] and blanks columns
+    whose ceiling is below ``min_ceiling`` in any subject; ``normalized_offdiag`` does both.
+
+    Parameters
+    ----------
+    brain_brain : DataFrame
+        The ``brain_brain`` table.
+    roi_order : sequence of str
+        ROIs (rows = source ROI r, columns = target ROI r′).
+    measure, split : str
+        Which scores.
+    variant : str
+        One of :data:`MATRIX_VARIANTS`.
+    ceilings : DataFrame, optional
+        The ``ceilings`` table; required by the normalized variants.
+    min_ceiling : float
+        Ceiling threshold of the normalized variants (``apa.min_ceiling``).
+
+    Returns
+    -------
+    subjects : list of str
+        Target subjects, sorted.
+    matrices : ndarray, shape (n_subjects, n_rois, n_rois)
+        NaN where an entry is missing or masked.
+    """
+    rois = check_roi_order(roi_order)
+    if variant not in MATRIX_VARIANTS:
+        raise ValueError(f"variant {variant!r} has no matrix form; expected one of "
+                         f"{list(MATRIX_VARIANTS)}")
+    sel = select(brain_brain, "brain_brain", measure=measure, split=split)
+    sel = sel.loc[(sel["source_subject"].astype(str)
+                   != sel["target_subject"].astype(str)).to_numpy()]
+    frame = pd.DataFrame({"t": sel["target_subject"].astype(str).to_numpy(),
+                          "r": sel["source_roi"].astype(str).to_numpy(),
+                          "c": sel["target_roi"].astype(str).to_numpy(),
+                          "v": pd.to_numeric(sel["score"], errors="coerce").to_numpy(float)})
+    subjects = sorted(frame["t"].unique())
+    mean = frame.groupby(["t", "r", "c"])["v"].mean()
+    idx = pd.MultiIndex.from_product([subjects, rois, rois])
+    mats = mean.reindex(idx).to_numpy(dtype=float, copy=True).reshape(
+        len(subjects), len(rois), len(rois))
+    if variant.endswith("offdiag"):
+        mats[:, np.arange(len(rois)), np.arange(len(rois))] = np.nan
+    if variant.startswith("normalized"):
+        if ceilings is None:
+            raise ValueError(f"variant {variant!r} needs the ceilings table")
+        kind = _ceiling_kind(measure)
+        c = select(ceilings, "ceilings", measure=measure, split=split, kind=kind)
+        cm = (pd.DataFrame({"s": c["subject"].astype(str).to_numpy(),
+                            "r": c["roi"].astype(str).to_numpy(),
+                            "v": pd.to_numeric(c["value"], errors="coerce").to_numpy(float)})
+              .groupby(["s", "r"])["v"].mean()
+              .reindex(pd.MultiIndex.from_product([subjects, rois]))
+              .to_numpy(dtype=float).reshape(len(subjects), len(rois)))
+        keep = np.all(np.isfinite(cm) & (cm >= min_ceiling), axis=0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            mats = mats / cm[:, None, :]
+        mats[:, :, ~keep] = np.nan
+    return subjects, mats
+
+
+def matrix_stability(matrices: np.ndarray) -> np.ndarray:
+    """Cross-subject stability: Pearson r of each subject's matrix with the others' mean.
+
+    Parameters
+    ----------
+    matrices : ndarray, shape (n_subjects, n_rois, n_rois)
+        From :func:`subject_matrices`.
+
+    Returns
+    -------
+    ndarray, shape (n_subjects,)
+        r over the entries finite in both; NaN with fewer than 3 such entries or < 2 subjects.
+    """
+    n = matrices.shape[0]
+    out = np.full(n, np.nan)
+    if n < 2:
+        return out
+    flat = matrices.reshape(n, -1)
+    for i in range(n):
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            other = np.nanmean(np.delete(flat, i, axis=0), axis=0)
+        ok = np.isfinite(flat[i]) & np.isfinite(other)
+        if ok.sum() >= 3 and flat[i, ok].std() > 0 and other[ok].std() > 0:
+            out[i] = float(np.corrcoef(flat[i, ok], other[ok])[0, 1])
+    return out
+
+
+def _norm_for(values: np.ndarray):
+    finite = values[np.isfinite(values)]
+    diverging = finite.size > 0 and finite.min() < 0
+    if finite.size == 0:
+        return Normalize(0.0, 1.0), "viridis"
+    if diverging:
+        lim = float(np.abs(finite).max()) or 1.0
+        return TwoSlopeNorm(vcenter=0.0, vmin=-lim, vmax=lim), "RdBu_r"
+    hi = float(finite.max())
+    return Normalize(0.0, hi if hi > 0 else 1.0), "viridis"
+
+
+def _matrix_axes(ax, rois: list[str], groups) -> None:
+    n = len(rois)
+    ax.set_xticks(np.arange(n))
+    ax.set_yticks(np.arange(n))
+    ax.set_xticklabels(rois, rotation=90 if n > 4 else 0)
+    ax.set_yticklabels(rois)
+    ax.tick_params(length=0)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    if groups:
+        mark_streams(ax, groups, y=True, label=False)
+
+
+@styled
+def plot_brain_patterns(brain_brain: pd.DataFrame, roi_order: Sequence[str], measure: str,
+                        variants: Sequence[str] = ("full", "offdiag"), *,
+                        ceilings: pd.DataFrame | None = None, min_ceiling: float = 0.1,
+                        streams: Mapping[str, Sequence[str]] | None = None,
+                        split: str = "test") -> Figure:
+    """Brain alignment-pattern matrices, one per APA variant, and their cross-subject stability.
+
+    Parameters
+    ----------
+    brain_brain : DataFrame
+        The ``brain_brain`` table.
+    roi_order : sequence of str
+        ROIs; they are regrouped by ``streams`` (stream order, then ``roi_order`` within).
+    measure : str
+        Measure to show.
+    variants : sequence of str
+        Variants to draw (those of :data:`MATRIX_VARIANTS`; others are skipped, since
+        ``residual`` has no matrix form).
+    ceilings : DataFrame, optional
+        The ``ceilings`` table, for the normalized variants (skipped without it).
+    min_ceiling : float
+        ``apa.min_ceiling``.
+    streams : mapping, optional
+        stream → ROIs; separators are drawn between streams and streams are named on top.
+    split : str
+        ``"test"`` (default) or ``"train"``.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One heatmap per variant (axes title = variant; image gid ``"matrix"``; rows = source ROI,
+        columns = target ROI; mean over subjects of M_s), then a panel "cross-subject stability"
+        with one dot per target subject per variant (r with the other subjects' mean matrix).
+    """
+    rois = order_by_stream(check_roi_order(roi_order), streams)
+    groups = stream_groups(rois, streams)
+    drawn = [v for v in variants if v in MATRIX_VARIANTS
+             and (ceilings is not None or not v.startswith("normalized"))]
+    if not drawn:
+        raise ValueError(f"none of the variants {list(variants)} can be drawn as a matrix "
+                         f"(drawable: {list(MATRIX_VARIANTS)}; normalized ones need ceilings)")
+    mats = {v: subject_matrices(brain_brain, rois, measure, v, ceilings=ceilings,
+                                min_ceiling=min_ceiling, split=split) for v in drawn}
+    ncol = min(len(drawn), 2)
+    nrow = int(np.ceil(len(drawn) / ncol))
+    cell = 3.1 if ncol > 1 else 3.4
+    fig = new_figure(DOUBLE_COLUMN if ncol > 1 else 4.6, cell * nrow + 2.0)
+    gs = fig.add_gridspec(nrow + 1, ncol, height_ratios=[*([cell] * nrow), 1.3])
+    for k, v in enumerate(drawn):
+        subjects, m = mats[v]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            mean = np.nanmean(m, axis=0)
+        ax = fig.add_subplot(gs[k // ncol, k % ncol])
+        norm, cmap = _norm_for(mean)
+        im = ax.imshow(np.ma.masked_invalid(mean), cmap=_cmap(cmap), norm=norm,
+                       interpolation="nearest", aspect="equal")
+        im.set_gid("matrix")
+        _matrix_axes(ax, rois, groups)
+        if not np.isfinite(mean).any():
+            why = (f"no target ROI with a ceiling ≥ {min_ceiling:g}\nin every subject"
+                   if v.startswith("normalized") else "no finite scores")
+            ax.text(0.5, 0.5, why, transform=ax.transAxes, ha="center", va="center",
+                    color="0.3", gid="empty", bbox={"facecolor": "white", "edgecolor": "none"})
+        ax.set_title(v)
+        ax.set_xlabel("target ROI r′")
+        ax.set_ylabel("source ROI r")
+        cbar = fig.colorbar(im, ax=ax, shrink=0.8)
+        cbar.set_label("÷ target ceiling" if v.startswith("normalized") else
+                        measure_label(measure).split(" (")[0])
+        cbar.outline.set_linewidth(0.4)
+    sax = fig.add_subplot(gs[nrow, :])
+    for k, v in enumerate(drawn):
+        subjects, m = mats[v]
+        st = matrix_stability(m)
+        x = np.full(len(st), float(k)) + np.linspace(-0.15, 0.15, len(st))
+        sax.plot(x, st, linestyle="none", marker="o", markersize=3.5, color="0.45",
+                 gid=f"stability:{v}", label="one target subject" if k == 0 else "_nolegend_")
+        if np.isfinite(st).any():
+            sax.plot([k - 0.25, k + 0.25], [np.nanmean(st)] * 2, color=BRAIN_COLOR,
+                     linewidth=1.5, label="mean" if k == 0 else "_nolegend_")
+            sax.annotate(f"{np.nanmean(st):.2f}", (k + 0.28, np.nanmean(st)), va="center",
+                         fontsize="small")
+    sax.set_xticks(np.arange(len(drawn)))
+    sax.set_xticklabels(drawn)
+    sax.set_xlim(-0.6, len(drawn) - 0.4)
+    sax.set_ylabel("r with other\nsubjects' mean")
+    sax.set_title("cross-subject stability (dots: target subjects; bar: mean)")
+    names = ", ".join(f"{g[0]}" for g in groups if g[0])
+    suptitle(fig, f"Brain alignment patterns · {measure} · {split} split · mean over "
+             f"{len(mats[drawn[0]][0])} target subjects"
+             + (f"\nROIs grouped by stream ({names})" if names else ""))
+    return finalize(fig)
+
+
+@styled
 def plot_brain_pattern_matrix(brain_brain: pd.DataFrame, roi_order: Sequence[str], measure: str,
                               split: str = "test", *, show_spread: bool = False,
                               annotate: bool | None = None,
