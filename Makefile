@@ -27,6 +27,7 @@ $(TEST_STAMP): $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES)
+	$(BIN)/snakemake --cores $(CORES) --report results/report.html
 
 test: $(TEST_STAMP)
 	$(BIN)/ruff check src tests workflow benchmarks

@@ -334,24 +334,3 @@ def whole_model(cfg: dict, measure: str, model: str, features_path: str, mb_path
 def gather_tables(paths: Sequence[str], kind: str, out: str, cfg: dict) -> None:
     """Concatenate tables of one kind."""
     io.write_table(io.concat_tables(paths, kind), out, kind, cfg)
-
-
-def figure(kind: str, cfg: dict, measure: str, table_path: str, png_path: str) -> None:
-    """Draw one figure from one table; writes ``<stem>.png`` and ``<stem>.pdf``."""
-    from alignpatterns import figures as F
-
-    stem = str(Path(png_path).with_suffix(""))
-    rois = cfg["rois"]
-    if kind == "conventional":
-        fig = F.plot_conventional_scores(io.read_table(table_path, "model_brain_summary"),
-                                         rois, measure)
-    elif kind == "brain_patterns":
-        fig = F.plot_brain_pattern_matrix(io.read_table(table_path, "brain_brain"), rois,
-                                          measure)
-    elif kind == "aps":
-        variant = "offdiag" if "offdiag" in cfg["apa"]["variants"] else cfg["apa"]["variants"][0]
-        fig = F.plot_aps_per_roi(io.read_table(table_path, "apa_summary"), rois, measure,
-                                 variant=variant)
-    else:
-        raise ValueError(f"unknown figure kind {kind!r}")
-    F.save_figure(fig, stem)
