@@ -20,20 +20,9 @@ def _synth(args) -> int:
 
 
 def _validated_config(path: str) -> dict:
-    import jsonschema
-    import yaml
+    from alignpatterns.config import load_config, validate_config
 
-    from alignpatterns.config import DEFAULT_REPO, load_config
-
-    cfg = load_config(path)
-    schema = yaml.safe_load(
-        (DEFAULT_REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
-    try:
-        jsonschema.validate(cfg, schema)
-    except jsonschema.ValidationError as err:
-        where = "/".join(str(p) for p in err.absolute_path) or "(top level)"
-        raise ValueError(f"{path}: config key {where}: {err.message}") from None
-    return cfg
+    return validate_config(load_config(path), path)
 
 
 def _check_data(args) -> int:

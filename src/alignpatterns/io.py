@@ -14,11 +14,14 @@ outputs and a failed job never leaves a partial file:
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import hashlib
 import io
 import json
 import os
+import shutil
 import tempfile
+import time
 import zipfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -101,9 +104,85 @@ TABLE_KEYS: dict[str, list[str]] = {
 }
 
 
+#: Test hook: ``"<glob>:<seconds>"`` pauses every write whose file name matches ``<glob>`` after
+#: the temporary file is complete and before it is moved into place, so that a test can kill the
+#: writing process at the worst moment (tests/test_reliability_interrupt.py).
+PAUSE_ENV = "ALIGNPATTERNS_TEST_PAUSE_WRITE"
+
+
+def _umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
+def file_mode() -> int:
+    """Permissions of a normally created file: 0o666 minus the umask (temp files are 0o600)."""
+    return 0o666 & ~_umask()
+
+
+def dir_mode() -> int:
+    """Permissions of a normally created directory: 0o777 minus the umask."""
+    return 0o777 & ~_umask()
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def remove_stale_temps(path: str | os.PathLike) -> list[Path]:
+    """Remove temporary files of ``path`` left by writers that were killed mid-write.
+
+    Temporary names are ``.<name>.<pid>.<random><suffix>.tmp``; a file whose writer process is
+    gone is stale. Returns the removed paths.
+    """
+    path = Path(path)
+    removed = []
+    if not path.parent.is_dir():
+        return removed
+    for tmp in path.parent.glob(f".{glob_escape(path.name)}.*.tmp"):
+        parts = tmp.name[len(path.name) + 2:].split(".", 1)
+        if not parts[0].isdigit() or int(parts[0]) == os.getpid():
+            continue
+        if not _pid_alive(int(parts[0])):
+            with contextlib.suppress(FileNotFoundError):
+                if tmp.is_dir() and not tmp.is_symlink():
+                    shutil.rmtree(tmp)
+                else:
+                    tmp.unlink()
+            removed.append(tmp)
+    return removed
+
+
+def glob_escape(name: str) -> str:
+    """``name`` with glob metacharacters escaped."""
+    return "".join(f"[{c}]" if c in "*?[]" else c for c in name)
+
+
+def _maybe_pause(path: Path) -> None:
+    spec = os.environ.get(PAUSE_ENV)
+    if not spec:
+        return
+    pattern, _, seconds = spec.rpartition(":")
+    if fnmatch.fnmatch(path.name, pattern):
+        time.sleep(float(seconds))
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path next to ``path``; move it onto ``path`` only on success.
+
+    The temporary file lives in the destination directory (so :func:`os.replace` is an atomic
+    rename on the same file system), is named ``.<name>.<pid>.<random><suffix>.tmp`` (hidden, and
+    never a name a workflow rule declares), and gets normal file permissions before the rename.
+    Temporary files of earlier writers that were killed are removed first. A process killed at
+    any moment leaves either the previous ``path`` or the complete new one, never a partial file.
 
     Parameters
     ----------
@@ -114,11 +193,15 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix + ".tmp", dir=path.parent)
+    remove_stale_temps(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=suffix + ".tmp",
+                               dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, file_mode())
+        _maybe_pause(path)
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():
