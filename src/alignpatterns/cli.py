@@ -42,12 +42,19 @@ def _check_data(args) -> int:
 
 
 def _info(args) -> int:
-    from alignpatterns.io import config_hash, provenance
+    from alignpatterns.io import config_hash, provenance, read_provenance
 
-    for k, v in provenance().items():
+    now = provenance()
+    for k, v in now.items():
         print(f"{k}: {v}")
     if args.config:
         print(f"config_hash: {config_hash(_validated_config(args.config))}")
+    for table in args.table or []:
+        stored = read_provenance(table)
+        print(f"\n{table}:")
+        for k, v in sorted(stored.items()):
+            differs = k in now and now[k] != v
+            print(f"  {k}: {v}" + (f"  (installed now: {now[k]})" if differs else ""))
     return 0
 
 
@@ -70,8 +77,10 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--config", required=True)
     c.add_argument("--out", default=None, help="folder for the summary (default: a temp dir)")
     c.set_defaults(fn=_check_data)
-    i = sub.add_parser("info", help="print versions (and a config's hash)")
-    i.add_argument("--config", default=None)
+    i = sub.add_parser("info", help="print versions (and a config's hash, a table's provenance)")
+    i.add_argument("--config", default=None, help="also print the hash of this config")
+    i.add_argument("--table", action="append", default=None, metavar="PARQUET",
+                   help="also print the provenance a result table records (repeatable)")
     i.set_defaults(fn=_info)
     args = p.parse_args(argv)
     try:

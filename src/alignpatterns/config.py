@@ -46,8 +46,6 @@ def explain_validation_error(err) -> str:
     Unknown keys and enum values come with the allowed ones and the closest match; for ``oneOf``
     alternatives the most specific failure is reported.
     """
-    import jsonschema
-
     while err.validator in ("oneOf", "anyOf") and err.context:
         err = _closest_alternative(err)
     where = list(err.absolute_path)
@@ -180,6 +178,7 @@ def resolve_config(config: dict, repo: Path = DEFAULT_REPO) -> dict:
                                   f"dataset (its ROIs: {known}){_did_you_mean(roi, known)}")
     if len(set(cfg["rois"])) != len(cfg["rois"]):
         raise ConfigError(f"config key rois: ROI names must be unique; found {cfg['rois']}")
+    check_counts(cfg)
     registry = load_registry(repo / "resources" / "models.yaml")
     models = []
     for i, m in enumerate(cfg["models"]):
@@ -222,6 +221,65 @@ def resolve_config(config: dict, repo: Path = DEFAULT_REPO) -> dict:
     apa.update(cfg.get("apa") or {})
     cfg["apa"] = apa
     return cfg
+
+
+def min_rois(variants: Sequence[str]) -> int:
+    """ROIs that APA needs: a profile correlation needs ≥ 3 entries, and the off-diagonal
+    variants leave out the ROI itself."""
+    from alignpatterns.patterns.apa import OFFDIAG_VARIANTS
+
+    return 4 if any(v in OFFDIAG_VARIANTS for v in variants) else 3
+
+
+def check_counts(cfg: dict) -> None:
+    """Subject, ROI and stimulus counts that APA and the LP folds need (resolved ``cfg``).
+
+    Raises
+    ------
+    ConfigError
+        Naming the config key, what is needed and what was found.
+    """
+    from alignpatterns.patterns.apa import MIN_SUBJECTS_BASELINE
+
+    subjects, rois = cfg["subjects"], cfg["rois"]
+    if len(subjects) < MIN_SUBJECTS_BASELINE:
+        raise ConfigError(
+            f"config key subjects: APA needs ≥ {MIN_SUBJECTS_BASELINE} subjects (a stand-in and "
+            f"references that exclude both the target and the stand-in); found {len(subjects)} "
+            f"({subjects})")
+    variants = (cfg.get("apa") or {}).get("variants") or ["full", "offdiag", "normalized",
+                                                          "normalized_offdiag"]
+    need = min_rois(variants)
+    if len(rois) < need:
+        raise ConfigError(
+            f"config key rois: APA variants {list(variants)} need ≥ {need} ROIs (a profile "
+            f"correlation over ≥ 3 target ROIs); found {len(rois)} ({rois})")
+    synth = cfg["dataset"].get("synthesize")
+    if synth:
+        n_train = synth.get("train", 200) - sum(
+            1 for s in cfg["dataset"].get("exclude_stimuli", [])
+            if int(s.removeprefix("vid")) <= synth.get("train", 200))
+        check_folds(cfg.get("lp") or {}, n_train)
+
+
+def check_folds(lp: dict, n_train: int) -> None:
+    """The LP folds fit ``n_train`` training stimuli: ``lp.outer_folds`` ≤ n_train, and
+    ``lp.inner_folds`` ≤ the stimuli left for fitting inside an outer fold.
+
+    Raises
+    ------
+    ConfigError
+        Naming the config key, the folds and the number of stimuli.
+    """
+    outer, inner = int(lp.get("outer_folds", 5)), int(lp.get("inner_folds", 5))
+    if outer > n_train:
+        raise ConfigError(f"config key lp.outer_folds: {outer} folds need ≥ {outer} training "
+                          f"stimuli; the dataset has {n_train}")
+    fit = n_train - -(-n_train // outer)  # stimuli outside the largest outer fold
+    if inner > fit:
+        raise ConfigError(f"config key lp.inner_folds: {inner} folds need ≥ {inner} stimuli "
+                          f"inside an outer fold; {n_train} training stimuli in {outer} outer "
+                          f"folds leave {fit}")
 
 
 def model_entry(cfg: dict, name: str) -> dict:

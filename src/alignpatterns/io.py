@@ -214,21 +214,63 @@ def config_hash(config: Mapping) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
+#: Software whose versions every table records (besides alignpatterns and Python).
+PROVENANCE_PACKAGES = ("numpy", "scipy", "scikit-learn", "pandas", "pyarrow", "torch", "timm",
+                       "av", "matplotlib", "snakemake")
+
+
 def provenance(config: Mapping | None = None) -> dict[str, str]:
-    """Package versions and the config hash; never times, hosts, paths or job ids."""
+    """Package versions and the config hash; never times, hosts, paths or job ids.
+
+    Parameters
+    ----------
+    config : mapping, optional
+        The settings the output depends on (a rule's ``params.cfg``); their hash is stored as
+        ``config_hash`` and their top-level keys as ``config_keys``.
+
+    Returns
+    -------
+    dict of str → str
+        ``alignpatterns``, ``python``, one entry per :data:`PROVENANCE_PACKAGES` (``absent`` if
+        not installed) and, with ``config``, ``config_hash`` and ``config_keys``.
+    """
     import importlib.metadata as md
+    import platform
 
     import alignpatterns
 
-    info = {"alignpatterns": alignpatterns.__version__}
-    for pkg in ("numpy", "scipy", "scikit-learn", "pandas", "pyarrow", "torch", "timm"):
+    info = {"alignpatterns": alignpatterns.__version__, "python": platform.python_version()}
+    for pkg in PROVENANCE_PACKAGES:
         try:
             info[pkg] = md.version(pkg)
         except md.PackageNotFoundError:
             info[pkg] = "absent"
     if config is not None:
         info["config_hash"] = config_hash(config)
+        info["config_keys"] = ",".join(sorted(str(k) for k in config))
     return info
+
+
+def read_provenance(path: str | os.PathLike) -> dict[str, str]:
+    """The provenance stored in a table written by :func:`write_table`.
+
+    Raises
+    ------
+    ValueError
+        If ``path`` is not a Parquet file or carries no alignpatterns provenance.
+    """
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: table not found")
+    try:
+        meta = pq.read_schema(path).metadata or {}
+    except Exception as err:  # pyarrow raises ArrowInvalid and OSError subclasses
+        raise ValueError(f"{path}: not a readable Parquet table ({err})") from None
+    if b"alignpatterns" not in meta:
+        raise ValueError(f"{path}: no alignpatterns provenance in the Parquet metadata")
+    return json.loads(meta[b"alignpatterns"])
 
 
 def coerce_table(df: pd.DataFrame, kind: str) -> pd.DataFrame:
