@@ -8,6 +8,7 @@ byte for byte with the uninterrupted run.
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import re
 import shutil
@@ -26,7 +27,7 @@ from tests.conftest import snakemake_cmd
 
 GATHERED = ["model_brain", "model_brain_summary", "brain_brain"]
 TARGETS = [f"results/tables/{t}.parquet" for t in GATHERED]
-N_MODEL_BRAIN = 8  # 2 models x 4 subjects in tests/config/tiny.yaml
+N_JOBS = 4  # model_brain jobs of one model: 4 subjects in tests/config/tiny.yaml
 
 
 def _wait_for(predicate, proc: subprocess.Popen, timeout: float = 120.0):
@@ -70,6 +71,23 @@ def _incomplete(wd: Path) -> set[Path]:
             rel = base64.urlsafe_b64decode("".join(
                 p.removeprefix("@") for p in f.relative_to(marks).parts)).decode()
             out.add(wd / rel)
+    return out
+
+
+def _descendants(pid: int) -> list[int]:
+    """``pid`` and every process below it (Linux /proc)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo += children.get(p, [])
     return out
 
 
@@ -178,19 +196,32 @@ def test_sigkill_of_a_job_during_its_write_then_rerun(tiny_run, tmp_path):
 
 
 def _interrupted_model_brain_run(tiny_run: Path, wd: Path, sig: int) -> dict[Path, int]:
-    """Recompute the model x subject scores, send ``sig`` to Snakemake and its jobs once three
-    of the eight jobs have written their outputs; return the mtimes of the outputs left."""
-    _copy_without(tiny_run, wd, "results/alignment/model_brain", *TARGETS,
-                  "results/alignment/model_brain_null")
+    """Recompute one model's four model x subject jobs and the tables gathered from them; send
+    ``sig`` once the first job has written its outputs (on 2 cores: one finished, one running,
+    two waiting); return the mtimes of the finished outputs left."""
+    _copy_without(tiny_run, wd, "results/alignment/model_brain/oracle", *TARGETS,
+                  "results/alignment/model_brain_null/oracle")
+    logs = wd / ".snakemake" / "log"
+    before = set(logs.glob("*.log"))
     proc = _start(wd, *TARGETS)
-    scores = wd / "results/alignment/model_brain"
-    _wait_for(lambda: len(list(scores.rglob("*.parquet"))) >= 3, proc)
-    os.killpg(proc.pid, sig)
+    scores = wd / "results/alignment/model_brain/oracle"
+
+    def first_job_finished():  # as Snakemake records it, not merely its files written
+        return any("(Rule: model_brain)" in f.read_text()
+                   for f in set(logs.glob("*.log")) - before)
+
+    _wait_for(first_job_finished, proc)
+    if sig == signal.SIGINT:
+        os.killpg(proc.pid, sig)  # Ctrl-C: the terminal signals the whole process group
+    else:  # a crash: Snakemake and every process it started die at once
+        for pid in _descendants(proc.pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode != 0
     incomplete = _incomplete(wd)
-    left = {p: p.stat().st_mtime_ns for p in scores.rglob("*.parquet") if p not in incomplete}
-    assert 0 < len(left) < N_MODEL_BRAIN, "the run was interrupted halfway"
+    left = {p: p.stat().st_mtime_ns for p in scores.glob("*.parquet") if p not in incomplete}
+    assert 0 < len(left) < N_JOBS, "the run was interrupted halfway"
     return left
 
 
@@ -198,7 +229,7 @@ def _check_resumed(wd: Path, tiny_run: Path, left: dict[Path, int], res) -> None
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     log = res.stdout + res.stderr
     # only the missing jobs ran: the interrupted run's finished outputs are untouched
-    assert _job_count(log, "model_brain") == N_MODEL_BRAIN - len(left), log[-3000:]
+    assert _job_count(log, "model_brain") == N_JOBS - len(left), log[-3000:]
     assert {p: p.stat().st_mtime_ns for p in left} == left
     _assert_tables_equal(wd, tiny_run)
     for p in (wd / "results/alignment/model_brain").rglob("*.parquet"):

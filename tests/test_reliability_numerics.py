@@ -251,6 +251,7 @@ def test_fewer_stimuli_than_folds_in_a_real_dataset_stops_check_data(tiny_copy, 
     cfg = _tiny_cfg()
     cfg["dataset"] = {**cfg["dataset"], "root": str(root), "synthesize": None}
     cfg["models"] = [m for m in cfg["models"] if m["name"] != "oracle"]
+    cfg["rois"] = ["V1", "V2", "V3", "V4"]
     cfg["lp"] = {**cfg["lp"], "outer_folds": 3, "inner_folds": 25}
     cfg = resolve_config(cfg)
     out = tmp_path / "out"
