@@ -160,6 +160,22 @@ def test_sigkill_during_a_write_keeps_the_previous_file(kind, tmp_path):
     assert path.stat().st_mode & 0o777 == io.file_mode()
 
 
+def test_only_temporaries_of_dead_writers_are_removed(tmp_path):
+    """A killed synthesis leaves a temporary dataset folder; a live writer's temp is kept."""
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    out = tmp_path / "bmd"
+    stale = tmp_path / f".bmd.{dead.pid}.abc.tmp"
+    (stale / "sub-01").mkdir(parents=True)
+    (stale / "sub-01" / "x.pkl").write_bytes(b"partial")
+    live = tmp_path / f".bmd.{os.getppid()}.def.tmp"  # pytest's parent: alive
+    live.write_bytes(b"being written")
+    other = tmp_path / f".bmd.extra.{dead.pid}.tmp"  # another output's temp name
+    other.write_bytes(b"x")
+    assert io.remove_stale_temps(out) == [stale]
+    assert not stale.exists() and live.exists() and other.exists()
+
+
 def test_failed_write_leaves_nothing(tmp_path):
     """An exception inside the writer leaves neither the destination nor a temporary file."""
     with pytest.raises(ValueError, match="expected columns"):

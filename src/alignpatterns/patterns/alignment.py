@@ -209,7 +209,9 @@ def _scores_and_null(src: Representations, tgts: Sequence[Representations], meas
     with warnings.catch_warnings():  # constant target vertices score NaN, averaged out below
         warnings.simplefilter("ignore", RuntimeWarning)
         r = correlation_score(Y_true, Y_pred)
-    scores = [float(np.nanmean(r[lo:hi])) for lo, hi in zip(edges[:-1], edges[1:], strict=True)]
+    # NaN (without numpy's "mean of empty slice") for a target whose vertices are all constant
+    scores = [float(np.nanmean(r[lo:hi])) if np.isfinite(r[lo:hi]).any() else np.nan
+              for lo, hi in zip(edges[:-1], edges[1:], strict=True)]
     if perms is None:
         return scores, None
     null = np.column_stack([permuted_lp(Y_true[:, lo:hi], Y_pred[:, lo:hi], perms)
