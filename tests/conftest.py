@@ -1,8 +1,11 @@
-"""Shared fixtures: a tiny synthetic BMD-format dataset written once per test session."""
+"""Shared fixtures: a tiny synthetic BMD-format dataset and a completed tiny workflow run, each made
+once per test session."""
 
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -36,3 +39,20 @@ def tiny_cfg():
     from alignpatterns.config import load_config
 
     return load_config(REPO / "tests" / "config" / "tiny.yaml")
+
+
+def snakemake_cmd(workdir: Path, *extra: str) -> list[str]:
+    """The command line of a workflow run on ``tests/config/tiny.yaml`` in ``workdir``."""
+    return [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
+            "--directory", str(workdir), "--configfile", str(REPO / "tests" / "config" / "tiny.yaml"),
+            "--cores", "2", *extra]
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    """Working directory of a completed workflow run on the tiny config; treat as read-only
+    (copy it with ``shutil.copytree(..., symlinks=True)`` to change anything)."""
+    wd = tmp_path_factory.mktemp("wf")
+    res = subprocess.run(snakemake_cmd(wd), capture_output=True, text=True, cwd=wd, timeout=900)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    return wd

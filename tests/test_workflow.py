@@ -22,14 +22,6 @@ def _run(workdir: Path, *extra: str) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, capture_output=True, text=True, cwd=workdir, timeout=900)
 
 
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory) -> Path:
-    wd = tmp_path_factory.mktemp("wf")
-    res = _run(wd)
-    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
-    return wd
-
-
 @pytest.mark.workflow
 @pytest.mark.slow
 def test_tables_have_the_contract_columns(tiny_run):

@@ -20,20 +20,9 @@ def _synth(args) -> int:
 
 
 def _validated_config(path: str) -> dict:
-    import jsonschema
-    import yaml
+    from alignpatterns.config import load_config, validate_config
 
-    from alignpatterns.config import DEFAULT_REPO, load_config
-
-    cfg = load_config(path)
-    schema = yaml.safe_load(
-        (DEFAULT_REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
-    try:
-        jsonschema.validate(cfg, schema)
-    except jsonschema.ValidationError as err:
-        where = "/".join(str(p) for p in err.absolute_path) or "(top level)"
-        raise ValueError(f"{path}: config key {where}: {err.message}") from None
-    return cfg
+    return validate_config(load_config(path), path)
 
 
 def _check_data(args) -> int:
@@ -53,12 +42,19 @@ def _check_data(args) -> int:
 
 
 def _info(args) -> int:
-    from alignpatterns.io import config_hash, provenance
+    from alignpatterns.io import config_hash, provenance, read_provenance
 
-    for k, v in provenance().items():
+    now = provenance()
+    for k, v in now.items():
         print(f"{k}: {v}")
     if args.config:
         print(f"config_hash: {config_hash(_validated_config(args.config))}")
+    for table in args.table or []:
+        stored = read_provenance(table)
+        print(f"\n{table}:")
+        for k, v in sorted(stored.items()):
+            differs = k in now and now[k] != v
+            print(f"  {k}: {v}" + (f"  (installed now: {now[k]})" if differs else ""))
     return 0
 
 
@@ -81,8 +77,10 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--config", required=True)
     c.add_argument("--out", default=None, help="folder for the summary (default: a temp dir)")
     c.set_defaults(fn=_check_data)
-    i = sub.add_parser("info", help="print versions (and a config's hash)")
-    i.add_argument("--config", default=None)
+    i = sub.add_parser("info", help="print versions (and a config's hash, a table's provenance)")
+    i.add_argument("--config", default=None, help="also print the hash of this config")
+    i.add_argument("--table", action="append", default=None, metavar="PARQUET",
+                   help="also print the provenance a result table records (repeatable)")
     i.set_defaults(fn=_info)
     args = p.parse_args(argv)
     try:

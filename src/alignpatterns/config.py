@@ -6,6 +6,8 @@ Shared by the Snakefile and the ``alignpatterns`` command so both see the same r
 from __future__ import annotations
 
 import copy
+import difflib
+from collections.abc import Sequence
 from pathlib import Path
 
 import yaml
@@ -18,10 +20,94 @@ from alignpatterns.features.registry import (
 )
 
 DEFAULT_REPO = Path(__file__).resolve().parents[2]
+SCHEMA = DEFAULT_REPO / "workflow" / "schemas" / "config.schema.yaml"
 
 
 class ConfigError(ValueError):
-    """The config is inconsistent with the dataset or the registry."""
+    """The config is invalid, or inconsistent with the dataset or the registry."""
+
+
+def key_path(parts: Sequence) -> str:
+    """``("lp", "alphas", 2)`` → ``"lp.alphas[2]"`` (``"(top level)"`` when empty)."""
+    out = ""
+    for p in parts:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out or "(top level)"
+
+
+def _did_you_mean(word, choices) -> str:
+    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def explain_validation_error(err) -> str:
+    """One line naming the config key and what is wrong, for a ``jsonschema.ValidationError``.
+
+    Unknown keys and enum values come with the allowed ones and the closest match; for ``oneOf``
+    alternatives the most specific failure is reported.
+    """
+    while err.validator in ("oneOf", "anyOf") and err.context:
+        err = _closest_alternative(err)
+    where = list(err.absolute_path)
+    if err.validator == "additionalProperties":
+        allowed = sorted(err.schema.get("properties", {}))
+        extra = sorted(k for k in err.instance if k not in allowed)
+        return (f"config key {key_path([*where, extra[0]])}: unknown key (allowed here: "
+                f"{', '.join(allowed)}){_did_you_mean(extra[0], allowed)}")
+    if err.validator == "enum":
+        return (f"config key {key_path(where)}: {err.instance!r} is not one of "
+                f"{err.validator_value}{_did_you_mean(err.instance, err.validator_value)}")
+    return f"config key {key_path(where)}: {err.message}"
+
+
+def _closest_alternative(err):
+    """The error of the ``oneOf`` branch the value was meant for: a branch whose type matches
+    (the value fails deeper inside it), else jsonschema's best match."""
+    import jsonschema
+
+    by_branch: dict[int, list] = {}
+    for e in err.context:
+        by_branch.setdefault(e.schema_path[0], []).append(e)
+    shallow = ("type", "const")
+    meant = [errs for errs in by_branch.values()
+             if not any(e.validator in shallow and not e.relative_path for e in errs)]
+    if len(meant) == 1:
+        return max(meant[0], key=lambda e: len(e.relative_path))
+    return jsonschema.exceptions.best_match(err.context)
+
+
+def schema_error(err: Exception) -> Exception:
+    """The :class:`ConfigError` for a failed Snakemake ``validate`` (``err`` itself otherwise).
+
+    Snakemake wraps the ``jsonschema.ValidationError`` in a ``WorkflowError`` whose text is the
+    whole schema; this gives the user the key path instead.
+    """
+    import jsonschema
+
+    cause = err.__cause__ or err.__context__
+    if isinstance(cause, jsonschema.ValidationError):
+        return ConfigError(f"invalid config: {explain_validation_error(cause)}")
+    return err
+
+
+def validate_config(cfg: dict, source: str | Path = "config") -> dict:
+    """Validate ``cfg`` against the workflow schema (filling its defaults) as Snakemake does.
+
+    Raises
+    ------
+    ConfigError
+        Naming ``source`` and the offending key path.
+    """
+    from snakemake.utils import validate
+
+    try:
+        validate(cfg, str(SCHEMA))
+    except Exception as err:  # snakemake's WorkflowError wraps the ValidationError
+        new = schema_error(err)
+        if new is err:
+            raise
+        raise ConfigError(f"{source}: {new}") from None
+    return cfg
 
 
 def load_config(path: str | Path) -> dict:
@@ -70,28 +156,48 @@ def resolve_config(config: dict, repo: Path = DEFAULT_REPO) -> dict:
             cfg["subjects"] = open_dataset(ds).subjects()
             if not cfg["subjects"]:
                 raise ConfigError(f"{ds['root']}: no subjects found")
+    elif synth:
+        known = [f"{i:02d}" for i in range(1, synth["subjects"] + 1)]
+        for i, sub in enumerate(cfg["subjects"]):
+            if sub not in known:
+                raise ConfigError(f"config key subjects[{i}]: subject {sub!r} is not in the "
+                                  f"synthesized dataset (its subjects: {known})")
     if isinstance(cfg["rois"], str):
-        rs = roi_set(cfg["rois"], repo)
+        try:
+            rs = roi_set(cfg["rois"], repo)
+        except ConfigError as err:
+            raise ConfigError(f"config key rois: {err}") from None
         names = list(rs["rois"])
         if synth:
             names = names[: synth["rois"]]
         cfg["rois"] = names
         ds["atlas"] = rs.get("atlas", ds["atlas"])
+    elif synth:  # a real atlas's ROI names are checked against its label table (check_data)
+        known = list(roi_set("synthetic", repo)["rois"])[: synth["rois"]]
+        for i, roi in enumerate(cfg["rois"]):
+            if roi not in known:
+                raise ConfigError(f"config key rois[{i}]: ROI {roi!r} is not in the synthesized "
+                                  f"dataset (its ROIs: {known}){_did_you_mean(roi, known)}")
+    if len(set(cfg["rois"])) != len(cfg["rois"]):
+        raise ConfigError(f"config key rois: ROI names must be unique; found {cfg['rois']}")
+    check_counts(cfg)
     registry = load_registry(repo / "resources" / "models.yaml")
     models = []
-    for m in cfg["models"]:
+    for i, m in enumerate(cfg["models"]):
         m = dict(m)
         if m["weights"] == ORACLE or m["name"] == ORACLE:
             if not synth:
-                raise ConfigError("model 'oracle' needs a synthesized dataset "
-                                  "(dataset.synthesize)")
+                raise ConfigError(f"config key models[{i}]: model 'oracle' needs a synthesized "
+                                  "dataset (dataset.synthesize)")
             if m["name"] != ORACLE or m["weights"] != ORACLE:
-                raise ConfigError("the oracle is written {name: oracle, weights: oracle}")
+                raise ConfigError(f"config key models[{i}]: the oracle is written "
+                                  "{name: oracle, weights: oracle}")
             m.update(spec_name=GENERATOR, seed=generator_seed(synth["seed"]))
         else:
             if m["name"] not in registry:
-                raise ConfigError(f"model {m['name']!r} is not in resources/models.yaml "
-                                  f"(available: {sorted(registry)})")
+                raise ConfigError(f"config key models[{i}].name: model {m['name']!r} is not in "
+                                  f"resources/models.yaml (available: {sorted(registry)})"
+                                  f"{_did_you_mean(m['name'], registry)}")
             m.update(spec_name=m["name"], seed=model_seed(cfg["seed"], m["name"]))
             if (synth and m["weights"] == "random"
                     and registry[m["name"]].arch == registry[GENERATOR].arch
@@ -117,6 +223,65 @@ def resolve_config(config: dict, repo: Path = DEFAULT_REPO) -> dict:
     apa.update(cfg.get("apa") or {})
     cfg["apa"] = apa
     return cfg
+
+
+def min_rois(variants: Sequence[str]) -> int:
+    """ROIs that APA needs: a profile correlation needs ≥ 3 entries, and the off-diagonal
+    variants leave out the ROI itself."""
+    from alignpatterns.patterns.apa import OFFDIAG_VARIANTS
+
+    return 4 if any(v in OFFDIAG_VARIANTS for v in variants) else 3
+
+
+def check_counts(cfg: dict) -> None:
+    """Subject, ROI and stimulus counts that APA and the LP folds need (resolved ``cfg``).
+
+    Raises
+    ------
+    ConfigError
+        Naming the config key, what is needed and what was found.
+    """
+    from alignpatterns.patterns.apa import MIN_SUBJECTS_BASELINE
+
+    subjects, rois = cfg["subjects"], cfg["rois"]
+    if len(subjects) < MIN_SUBJECTS_BASELINE:
+        raise ConfigError(
+            f"config key subjects: APA needs ≥ {MIN_SUBJECTS_BASELINE} subjects (a stand-in and "
+            f"references that exclude both the target and the stand-in); found {len(subjects)} "
+            f"({subjects})")
+    variants = (cfg.get("apa") or {}).get("variants") or ["full", "offdiag", "normalized",
+                                                          "normalized_offdiag"]
+    need = min_rois(variants)
+    if len(rois) < need:
+        raise ConfigError(
+            f"config key rois: APA variants {list(variants)} need ≥ {need} ROIs (a profile "
+            f"correlation over ≥ 3 target ROIs); found {len(rois)} ({rois})")
+    synth = cfg["dataset"].get("synthesize")
+    if synth:
+        n_train = synth.get("train", 200) - sum(
+            1 for s in cfg["dataset"].get("exclude_stimuli", [])
+            if int(s.removeprefix("vid")) <= synth.get("train", 200))
+        check_folds(cfg.get("lp") or {}, n_train)
+
+
+def check_folds(lp: dict, n_train: int) -> None:
+    """The LP folds fit ``n_train`` training stimuli: ``lp.outer_folds`` ≤ n_train, and
+    ``lp.inner_folds`` ≤ the stimuli left for fitting inside an outer fold.
+
+    Raises
+    ------
+    ConfigError
+        Naming the config key, the folds and the number of stimuli.
+    """
+    outer, inner = int(lp.get("outer_folds", 5)), int(lp.get("inner_folds", 5))
+    if outer > n_train:
+        raise ConfigError(f"config key lp.outer_folds: {outer} folds need ≥ {outer} training "
+                          f"stimuli; the dataset has {n_train}")
+    fit = n_train - -(-n_train // outer)  # stimuli outside the largest outer fold
+    if inner > fit:
+        raise ConfigError(f"config key lp.inner_folds: {inner} folds need ≥ {inner} stimuli "
+                          f"inside an outer fold; {n_train} training stimuli in {outer} outer "
+                          f"folds leave {fit}")
 
 
 def model_entry(cfg: dict, name: str) -> dict:

@@ -14,11 +14,14 @@ outputs and a failed job never leaves a partial file:
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import hashlib
 import io
 import json
 import os
+import shutil
 import tempfile
+import time
 import zipfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -108,9 +111,85 @@ TABLE_KEYS: dict[str, list[str]] = {
 }
 
 
+#: Test hook: ``"<glob>:<seconds>"`` pauses every write whose file name matches ``<glob>`` after
+#: the temporary file is complete and before it is moved into place, so that a test can kill the
+#: writing process at the worst moment (tests/test_reliability_interrupt.py).
+PAUSE_ENV = "ALIGNPATTERNS_TEST_PAUSE_WRITE"
+
+
+def _umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
+def file_mode() -> int:
+    """Permissions of a normally created file: 0o666 minus the umask (temp files are 0o600)."""
+    return 0o666 & ~_umask()
+
+
+def dir_mode() -> int:
+    """Permissions of a normally created directory: 0o777 minus the umask."""
+    return 0o777 & ~_umask()
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def remove_stale_temps(path: str | os.PathLike) -> list[Path]:
+    """Remove temporary files of ``path`` left by writers that were killed mid-write.
+
+    Temporary names are ``.<name>.<pid>.<random><suffix>.tmp``; a file whose writer process is
+    gone is stale. Returns the removed paths.
+    """
+    path = Path(path)
+    removed = []
+    if not path.parent.is_dir():
+        return removed
+    for tmp in path.parent.glob(f".{glob_escape(path.name)}.*.tmp"):
+        parts = tmp.name[len(path.name) + 2:].split(".", 1)
+        if not parts[0].isdigit() or int(parts[0]) == os.getpid():
+            continue
+        if not _pid_alive(int(parts[0])):
+            with contextlib.suppress(FileNotFoundError):
+                if tmp.is_dir() and not tmp.is_symlink():
+                    shutil.rmtree(tmp)
+                else:
+                    tmp.unlink()
+            removed.append(tmp)
+    return removed
+
+
+def glob_escape(name: str) -> str:
+    """``name`` with glob metacharacters escaped."""
+    return "".join(f"[{c}]" if c in "*?[]" else c for c in name)
+
+
+def _maybe_pause(path: Path) -> None:
+    spec = os.environ.get(PAUSE_ENV)
+    if not spec:
+        return
+    pattern, _, seconds = spec.rpartition(":")
+    if fnmatch.fnmatch(path.name, pattern):
+        time.sleep(float(seconds))
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path next to ``path``; move it onto ``path`` only on success.
+
+    The temporary file lives in the destination directory (so :func:`os.replace` is an atomic
+    rename on the same file system), is named ``.<name>.<pid>.<random><suffix>.tmp`` (hidden, and
+    never a name a workflow rule declares), and gets normal file permissions before the rename.
+    Temporary files of earlier writers that were killed are removed first. A process killed at
+    any moment leaves either the previous ``path`` or the complete new one, never a partial file.
 
     Parameters
     ----------
@@ -121,11 +200,15 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix + ".tmp", dir=path.parent)
+    remove_stale_temps(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=suffix + ".tmp",
+                               dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, file_mode())
+        _maybe_pause(path)
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():
@@ -138,21 +221,63 @@ def config_hash(config: Mapping) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
+#: Software whose versions every table records (besides alignpatterns and Python).
+PROVENANCE_PACKAGES = ("numpy", "scipy", "scikit-learn", "pandas", "pyarrow", "torch", "timm",
+                       "av", "matplotlib", "snakemake")
+
+
 def provenance(config: Mapping | None = None) -> dict[str, str]:
-    """Package versions and the config hash; never times, hosts, paths or job ids."""
+    """Package versions and the config hash; never times, hosts, paths or job ids.
+
+    Parameters
+    ----------
+    config : mapping, optional
+        The settings the output depends on (a rule's ``params.cfg``); their hash is stored as
+        ``config_hash`` and their top-level keys as ``config_keys``.
+
+    Returns
+    -------
+    dict of str → str
+        ``alignpatterns``, ``python``, one entry per :data:`PROVENANCE_PACKAGES` (``absent`` if
+        not installed) and, with ``config``, ``config_hash`` and ``config_keys``.
+    """
     import importlib.metadata as md
+    import platform
 
     import alignpatterns
 
-    info = {"alignpatterns": alignpatterns.__version__}
-    for pkg in ("numpy", "scipy", "scikit-learn", "pandas", "pyarrow", "torch", "timm"):
+    info = {"alignpatterns": alignpatterns.__version__, "python": platform.python_version()}
+    for pkg in PROVENANCE_PACKAGES:
         try:
             info[pkg] = md.version(pkg)
         except md.PackageNotFoundError:
             info[pkg] = "absent"
     if config is not None:
         info["config_hash"] = config_hash(config)
+        info["config_keys"] = ",".join(sorted(str(k) for k in config))
     return info
+
+
+def read_provenance(path: str | os.PathLike) -> dict[str, str]:
+    """The provenance stored in a table written by :func:`write_table`.
+
+    Raises
+    ------
+    ValueError
+        If ``path`` is not a Parquet file or carries no alignpatterns provenance.
+    """
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: table not found")
+    try:
+        meta = pq.read_schema(path).metadata or {}
+    except Exception as err:  # pyarrow raises ArrowInvalid and OSError subclasses
+        raise ValueError(f"{path}: not a readable Parquet table ({err})") from None
+    if b"alignpatterns" not in meta:
+        raise ValueError(f"{path}: no alignpatterns provenance in the Parquet metadata")
+    return json.loads(meta[b"alignpatterns"])
 
 
 def coerce_table(df: pd.DataFrame, kind: str) -> pd.DataFrame:

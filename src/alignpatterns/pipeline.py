@@ -37,6 +37,20 @@ def setup(log_path: str | None = None, threads: int = 1) -> None:
         pass
 
 
+def deterministic_torch() -> None:
+    """Make torch pick deterministic kernels (GPU convolutions and matmuls included).
+
+    On the CPU, results are reproducible for a fixed thread count anyway; on CUDA this needs
+    ``CUBLAS_WORKSPACE_CONFIG`` before the first cuBLAS call. Operations without a
+    deterministic implementation warn instead of failing (``warn_only``).
+    """
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    import torch
+
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.benchmark = False
+
+
 def _layout(cfg):
     from alignpatterns.data.dataset import open_dataset
 
@@ -47,6 +61,7 @@ def synthesize(cfg: dict, out: str, threads: int = 1) -> None:
     """Write the synthetic dataset of ``cfg['dataset']['synthesize']`` to ``out``."""
     from alignpatterns.synth.dataset import synthesize as run
 
+    deterministic_torch()
     s = cfg["dataset"]["synthesize"]
     f = cfg["features"]
     run(out, seed=s["seed"], subjects=s["subjects"], rois=s["rois"], train=s["train"],
@@ -99,6 +114,9 @@ def check_data(cfg: dict, table_path: str, info_path: str) -> pd.DataFrame:
             "train_ids": subjects[0].train_ids, "test_ids": subjects[0].test_ids}
     if nan_stimuli:
         info["nan_stimuli"] = nan_stimuli
+    from alignpatterns.config import check_folds
+
+    check_folds(cfg["lp"], info["n_train"])  # a real dataset's count is known only now
     io.write_table(table, table_path, "check_data", cfg)
     io.write_json(info_path, info)
     return table
@@ -161,6 +179,7 @@ def extract(cfg: dict, model: str, frames_path: str, out: str, threads: int = 1)
     from alignpatterns.features.registry import DEFAULT_REGISTRY, load_registry
 
     torch.set_num_threads(threads)
+    deterministic_torch()
     entry = model_entry(cfg, model)
     spec = load_registry()[entry["spec_name"]]
     weights = "random" if entry["weights"] == "oracle" else entry["weights"]

@@ -3,14 +3,19 @@ import sys
 from pathlib import Path
 
 import yaml
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 REPO = Path(workflow.current_basedir).parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-validate(config, schema="../schemas/config.schema.yaml")
+from alignpatterns.config import resolve_config, schema_error  # noqa: E402
 
-from alignpatterns.config import resolve_config  # noqa: E402
+# before any job: an invalid config stops here with the key path in the message
+try:
+    validate(config, schema="../schemas/config.schema.yaml")
+except WorkflowError as err:
+    raise schema_error(err) from None
 
 CFG = resolve_config(config, repo=REPO)
 DATA_ROOT = CFG["dataset"]["root"]

@@ -104,6 +104,15 @@ def brain_representation(sd: SubjectData, roi: str, measure: str) -> Representat
     return rep
 
 
+def _named(what: str, measure: str, fn, *args):
+    """``fn(*args)``; a ValueError (e.g. a correlation distance undefined for a stimulus
+    pattern that is constant across units) names the layer or subject × ROI and the measure."""
+    try:
+        return fn(*args)
+    except ValueError as err:
+        raise ValueError(f"{what}, measure {measure}: {err}") from None
+
+
 def model_representation(Z_train: np.ndarray, Z_test: np.ndarray, measure: str) -> Representations:
     """Representation of one model layer (features shaped (n_stimuli, n_units)) per split."""
     _check_measure(measure)
@@ -200,7 +209,9 @@ def _scores_and_null(src: Representations, tgts: Sequence[Representations], meas
     with warnings.catch_warnings():  # constant target vertices score NaN, averaged out below
         warnings.simplefilter("ignore", RuntimeWarning)
         r = correlation_score(Y_true, Y_pred)
-    scores = [float(np.nanmean(r[lo:hi])) for lo, hi in zip(edges[:-1], edges[1:], strict=True)]
+    # NaN (without numpy's "mean of empty slice") for a target whose vertices are all constant
+    scores = [float(np.nanmean(r[lo:hi])) if np.isfinite(r[lo:hi]).any() else np.nan
+              for lo, hi in zip(edges[:-1], edges[1:], strict=True)]
     if perms is None:
         return scores, None
     null = np.column_stack([permuted_lp(Y_true[:, lo:hi], Y_pred[:, lo:hi], perms)
@@ -361,8 +372,10 @@ def model_brain_scores(features: Mapping[str, tuple[np.ndarray, np.ndarray]], sd
     rows, nulls = [], {}
     layer_index = {name: i for i, name in enumerate(features)}
     for measure in measures:
-        targets = {roi: brain_representation(sd, roi, measure) for roi in rois}
-        sources = {layer: model_representation(Ztr, Zte, measure)
+        targets = {roi: _named(f"sub-{sd.subject} ROI {roi!r}", measure, brain_representation,
+                               sd, roi, measure) for roi in rois}
+        sources = {layer: _named(f"layer {layer!r}", measure, model_representation,
+                                 Ztr, Zte, measure)
                    for layer, (Ztr, Zte) in features.items()}
         p = None if perms is None else perms.get(measure)
         out = score_sources_to_targets(sources, targets, measure, lp, p)
@@ -387,13 +400,15 @@ def brain_brain_rows(subjects: Mapping[str, SubjectData], target: str, rois: Seq
     split, score, n_source_dims, n_vertices.
     """
     tgt_sd = subjects[target]
-    targets = {roi: brain_representation(tgt_sd, roi, measure) for roi in rois}
+    targets = {roi: _named(f"sub-{target} ROI {roi!r}", measure, brain_representation, tgt_sd,
+                           roi, measure) for roi in rois}
     rows = []
     for src_sub, sd in subjects.items():
         if src_sub == target:
             continue
         sources = {roi: rep for roi in rois
-                   if (rep := brain_representation(sd, roi, measure)) is not None}
+                   if (rep := _named(f"sub-{src_sub} ROI {roi!r}", measure,
+                                     brain_representation, sd, roi, measure)) is not None}
         missing = [roi for roi in rois if roi not in sources]
         for row in score_sources_to_targets(sources, targets, measure, lp):
             rows.append({"measure": measure, "source_subject": src_sub,

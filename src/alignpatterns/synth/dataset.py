@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from alignpatterns.io import write_json
+from alignpatterns.io import dir_mode, remove_stale_temps, write_json
 from alignpatterns.measures.ceilings import ncsnr as compute_ncsnr
 from alignpatterns.synth import responses as R
 
@@ -118,11 +118,14 @@ def synthesize(out: str | os.PathLike, seed: int = 0, subjects: int = 6, rois: i
         torch.set_num_threads(threads)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    remove_stale_temps(out)  # left by a synthesis that was killed
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.{os.getpid()}.", suffix=".tmp",
+                                dir=out.parent))
     try:
         truth = _write(tmp, seed, subjects, rois, train, test, n_frames, size, design,
                        build_model, extract_layers, read_frame_set, generator_seed,
                        load_registry, stimuli)
+        os.chmod(tmp, dir_mode())  # mkdtemp creates 0700
         if out.exists():
             shutil.rmtree(out)
         os.replace(tmp, out)
