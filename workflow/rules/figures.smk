@@ -21,8 +21,8 @@ rule figure_conventional:
         "results/benchmarks/figures/conventional_{measure}.tsv"
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        mem_mb=mem_mb("figure_conventional"),
+        runtime=runtime("figure_conventional"),
     conda:
         ENV
     script:
@@ -49,8 +49,8 @@ rule figure_brain_patterns:
         "results/benchmarks/figures/brain_patterns_{measure}.tsv"
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        mem_mb=mem_mb("figure_brain_patterns"),
+        runtime=runtime("figure_brain_patterns"),
     conda:
         ENV
     script:
@@ -77,8 +77,8 @@ rule figure_aps:
         "results/benchmarks/figures/aps_{measure}.tsv"
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        mem_mb=mem_mb("figure_aps"),
+        runtime=runtime("figure_aps"),
     conda:
         ENV
     script:
