@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+TINY_CONFIG = REPO / "tests" / "config" / "tiny.yaml"
 TINY = {"seed": 3, "subjects": 4, "rois": 4, "train": 30, "test": 16, "n_frames": 2, "size": 64}
 
 
@@ -36,3 +39,19 @@ def tiny_cfg():
     from alignpatterns.config import load_config
 
     return load_config(REPO / "tests" / "config" / "tiny.yaml")
+
+
+def run_tiny(workdir: Path, *extra: str, timeout: int = 900) -> subprocess.CompletedProcess:
+    """Run the workflow on the tiny config in ``workdir`` (extra Snakemake arguments last)."""
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
+           "--directory", str(workdir), "--configfile", str(TINY_CONFIG), "--cores", "2", *extra]
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=workdir, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    """Working directory of one complete local run of the tiny config (shared, read-only)."""
+    wd = tmp_path_factory.mktemp("wf")
+    res = run_tiny(wd)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    return wd

@@ -9,25 +9,12 @@ from pathlib import Path
 import pytest
 
 from alignpatterns.io import TABLE_SCHEMAS, read_table
+from tests.conftest import run_tiny as _run
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 TABLES = ["model_brain", "model_brain_summary", "brain_brain", "ceilings", "apa", "apa_summary",
           "apa_nulls", "apa_confusion"]
-
-
-def _run(workdir: Path, *extra: str) -> subprocess.CompletedProcess:
-    cmd = [*SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
-           "--configfile", str(REPO / "tests" / "config" / "tiny.yaml"), "--cores", "2", *extra]
-    return subprocess.run(cmd, capture_output=True, text=True, cwd=workdir, timeout=900)
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory) -> Path:
-    wd = tmp_path_factory.mktemp("wf")
-    res = _run(wd)
-    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
-    return wd
 
 
 @pytest.mark.workflow

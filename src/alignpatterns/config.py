@@ -47,7 +47,8 @@ def resolve_config(config: dict, repo: Path = DEFAULT_REPO) -> dict:
 
     - ``subjects: all`` → ``01..K`` for a synthesized dataset, else the subjects on disk;
     - ``rois`` as a ROI-set name → its names (the first R for a synthesized dataset with R ROIs);
-    - each model gets ``arch``, ``spec_name`` and ``seed`` (random init: hash(seed, name); the
+    - each model gets ``arch``, ``spec_name`` (its ``registry`` entry, by default its name) and
+      ``seed`` (random init: hash(seed, name); the
       ``oracle``: the generator seed derived from the synthesis seed).
     """
     from alignpatterns.data.bmd import BMDLayout
@@ -87,12 +88,13 @@ def resolve_config(config: dict, repo: Path = DEFAULT_REPO) -> dict:
                 raise ConfigError("the oracle is written {name: oracle, weights: oracle}")
             m.update(spec_name=GENERATOR, seed=generator_seed(synth["seed"]))
         else:
-            if m["name"] not in registry:
-                raise ConfigError(f"model {m['name']!r} is not in resources/models.yaml "
+            spec_name = m.pop("registry", m["name"])
+            if spec_name not in registry:
+                raise ConfigError(f"model {spec_name!r} is not in resources/models.yaml "
                                   f"(available: {sorted(registry)})")
-            m.update(spec_name=m["name"], seed=model_seed(cfg["seed"], m["name"]))
+            m.update(spec_name=spec_name, seed=model_seed(cfg["seed"], m["name"]))
             if (synth and m["weights"] == "random"
-                    and registry[m["name"]].arch == registry[GENERATOR].arch
+                    and registry[spec_name].arch == registry[GENERATOR].arch
                     and m["seed"] == generator_seed(synth["seed"])):
                 raise ConfigError(f"candidate {m['name']!r} would reuse the generator's seed")
         m["arch"] = registry[m["spec_name"]].arch

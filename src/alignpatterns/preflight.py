@@ -12,6 +12,7 @@ The constants were calibrated on the embedded default and the tiny test config (
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import zipfile
 from collections.abc import Iterable, Mapping, Sequence
@@ -19,11 +20,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+log = logging.getLogger("alignpatterns")
+
 MB = 1024**2
 #: Resident memory of a job's interpreter after its imports (numpy/scipy/pandas/sklearn), MB.
 BASE_MB = 400.0
 #: The same with torch and timm imported (extraction, synthesis), MB.
-TORCH_BASE_MB = 1300.0
+TORCH_BASE_MB = 1800.0
 #: Real BOLD Moments sizes used to plan before the dataset exists (reference/bmd_format.md).
 BMD_PLAN = {"n_train": 1000, "n_test": 102, "train_reps": 3, "test_reps": 10,
             "n_grayordinates": 91282, "roi_vertices": 2000}
@@ -188,7 +191,7 @@ def estimate_from_files(rule: str, inputs: Mapping[str, Sequence[str]], cfg: Map
         m = npz_members(frames)
         shape, dtype = m["frames"]
         f = cfg["features"]
-        batch = min(f["batch_size"] * shape[1], shape[0] * shape[1])
+        batch = min(f["batch_size"], shape[0] * shape[1])
         size = shape[2] if len(shape) > 2 else f["size"]
         n_layers = _n_layers(cfg, inputs)
         terms = {"torch": TORCH_BASE_MB,
@@ -277,13 +280,14 @@ def estimate_from_config(rule: str, cfg: Mapping) -> Estimate:
         terms = {"interpreter": BASE_MB, "raw subject betas": 2 * raw_subject_mb,
                  "prepared subjects": kept}
     elif rule == "synthesize":
-        terms = {"torch": TORCH_BASE_MB, "frames and videos": 4 * frames_mb,
+        terms = {"torch": TORCH_BASE_MB, "generator model and extraction": 400.0,
+                 "frames and videos": 4 * frames_mb,
                  "one subject's betas": 3 * raw_subject_mb,
                  "generator features": n_stim * n_layers * layer_units * 4 * 2 / MB}
     elif rule == "frames":
         terms = {"interpreter": BASE_MB, "frames": 2 * frames_mb}
     elif rule == "extract":
-        batch = f["batch_size"] * f["n_frames"]
+        batch = min(f["batch_size"], n_stim * f["n_frames"])
         terms = {"torch": TORCH_BASE_MB, "frames": frames_mb,
                  "batch activations": batch * f["size"] ** 2 * 64 * 4 * 4 / MB,
                  "pooled features": n_stim * n_layers * layer_units * 4 * 2 / MB}
@@ -366,7 +370,15 @@ def _round_up(mb: float, step: int = 256) -> int:
 
 
 def check_job(smk) -> Estimate | None:
-    """:func:`check` for a Snakemake script's ``snakemake`` object."""
+    """:func:`check` for a Snakemake script's ``snakemake`` object; logs the estimate."""
     inputs = {k: [v] if isinstance(v, str) else list(v) for k, v in smk.input.items()}
-    return check(smk.rule, inputs, smk.params.cfg, smk.resources.get("mem_mb"),
-                 dict(smk.wildcards.items()))
+    try:
+        est = check(smk.rule, inputs, smk.params.cfg, smk.resources.get("mem_mb"),
+                    dict(smk.wildcards.items()))
+    except PreflightError as err:
+        log.error("%s", err)  # into the job's log file too
+        raise
+    if est is not None:
+        log.info("preflight: estimated peak %.0f MB of %s MB (%s)", est.mb,
+                 smk.resources.get("mem_mb"), est.describe())
+    return est

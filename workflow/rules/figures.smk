@@ -19,6 +19,8 @@ rule figure_conventional:
         "results/logs/figures/conventional_{measure}.log",
     benchmark:
         "results/benchmarks/figures/conventional_{measure}.tsv"
+    group:
+        "figures"
     threads: 1
     resources:
         mem_mb=mem_mb("figure_conventional"),
@@ -47,6 +49,8 @@ rule figure_brain_patterns:
         "results/logs/figures/brain_patterns_{measure}.log",
     benchmark:
         "results/benchmarks/figures/brain_patterns_{measure}.tsv"
+    group:
+        "figures"
     threads: 1
     resources:
         mem_mb=mem_mb("figure_brain_patterns"),
@@ -75,6 +79,8 @@ rule figure_aps:
         "results/logs/figures/aps_{measure}.log",
     benchmark:
         "results/benchmarks/figures/aps_{measure}.tsv"
+    group:
+        "figures"
     threads: 1
     resources:
         mem_mb=mem_mb("figure_aps"),
