@@ -64,10 +64,18 @@ def test_tiny_workflow_on_slurm_matches_local(tiny_run, node, tmp_path):
     wd = tmp_path / "slurm"
     wd.mkdir()
     profile = _cluster_profile(tmp_path / "cluster")
-    # the node's size caps every job, so nothing waits for resources the node does not have
+    # The node's size caps every job, so nothing waits for resources the node does not have:
+    # --max-threads and mem_mb per job, and `group_slots` (members of a group job side by side)
+    # at the node's CPUs. To keep the test short, the fan-out rules also go to SLURM as one
+    # group job each (~14 submissions instead of ~40; each one starts a Snakemake on the node).
+    fanout = ["prepare_brain", "model_brain", "brain_brain", "apa"]
+    grouped = [*fanout, "figure_conventional", "figure_brain_patterns", "figure_aps"]
     res = run_tiny(wd, "--workflow-profile", str(REPO / "profiles" / "slurm"),
                    "--profile", str(profile), "--max-threads", str(node["cpus"]),
-                   "--resources", f"mem_mb={node['mem_mb']}", "figures_slots=4",
+                   "--resources", f"mem_mb={node['mem_mb']}", f"group_slots={node['cpus']}",
+                   "--groups", *(f"{r}=g_{r}" for r in fanout),
+                   "--group-components", "figures=100", *(f"g_{r}=100" for r in fanout),
+                   "--set-resources", *(f"{r}:group_slots=1" for r in grouped),
                    "--jobs", str(node["cpus"]), "--verbose", timeout=900)
     log = res.stdout + res.stderr
     assert res.returncode == 0, log[-6000:]
