@@ -76,7 +76,7 @@ def test_tiny_workflow_on_slurm_matches_local(tiny_run, node, tmp_path):
                    "--groups", *(f"{r}=g_{r}" for r in fanout),
                    "--group-components", "figures=100", *(f"g_{r}=100" for r in fanout),
                    "--set-resources", *(f"{r}:group_slots=1" for r in grouped),
-                   "--jobs", str(node["cpus"]), "--verbose", timeout=900)
+                   "--jobs", str(node["cpus"]), "--verbose", timeout=1800)
     log = res.stdout + res.stderr
     assert res.returncode == 0, log[-6000:]
     assert "sbatch" in log and "slurm" in log.lower(), "jobs were not submitted to SLURM"
