@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+TINY_CONFIG = REPO / "tests" / "config" / "tiny.yaml"
 TINY = {"seed": 3, "subjects": 4, "rois": 4, "train": 30, "test": 16, "n_frames": 2, "size": 64}
 
 
@@ -44,15 +45,21 @@ def tiny_cfg():
 def snakemake_cmd(workdir: Path, *extra: str) -> list[str]:
     """The command line of a workflow run on ``tests/config/tiny.yaml`` in ``workdir``."""
     return [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
-            "--directory", str(workdir), "--configfile", str(REPO / "tests" / "config" / "tiny.yaml"),
-            "--cores", "2", *extra]
+            "--directory", str(workdir), "--configfile", str(TINY_CONFIG), "--cores", "2",
+            *extra]
+
+
+def run_tiny(workdir: Path, *extra: str, timeout: int = 900) -> subprocess.CompletedProcess:
+    """Run the workflow on the tiny config in ``workdir`` (extra Snakemake arguments last)."""
+    return subprocess.run(snakemake_cmd(workdir, *extra), capture_output=True, text=True,
+                          cwd=workdir, timeout=timeout)
 
 
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory) -> Path:
-    """Working directory of a completed workflow run on the tiny config; treat as read-only
+    """Working directory of one complete local run of the tiny config; treat as read-only
     (copy it with ``shutil.copytree(..., symlinks=True)`` to change anything)."""
     wd = tmp_path_factory.mktemp("wf")
-    res = subprocess.run(snakemake_cmd(wd), capture_output=True, text=True, cwd=wd, timeout=900)
+    res = run_tiny(wd)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     return wd

@@ -9,17 +9,12 @@ from pathlib import Path
 import pytest
 
 from alignpatterns.io import TABLE_SCHEMAS, read_table
+from tests.conftest import run_tiny as _run
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 TABLES = ["model_brain", "model_brain_summary", "brain_brain", "ceilings", "apa", "apa_summary",
           "apa_nulls", "apa_confusion", "apa_whole_model"]
-
-
-def _run(workdir: Path, *extra: str) -> subprocess.CompletedProcess:
-    cmd = [*SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
-           "--configfile", str(REPO / "tests" / "config" / "tiny.yaml"), "--cores", "2", *extra]
-    return subprocess.run(cmd, capture_output=True, text=True, cwd=workdir, timeout=900)
 
 
 @pytest.mark.workflow

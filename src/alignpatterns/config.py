@@ -133,7 +133,8 @@ def resolve_config(config: dict, repo: Path = DEFAULT_REPO) -> dict:
 
     - ``subjects: all`` → ``01..K`` for a synthesized dataset, else the subjects on disk;
     - ``rois`` as a ROI-set name → its names (the first R for a synthesized dataset with R ROIs);
-    - each model gets ``arch``, ``spec_name`` and ``seed`` (random init: hash(seed, name); the
+    - each model gets ``arch``, ``spec_name`` (its ``registry`` entry, by default its name) and
+      ``seed`` (random init: hash(seed, name); the
       ``oracle``: the generator seed derived from the synthesis seed).
     """
     from alignpatterns.data.dataset import open_dataset
@@ -194,13 +195,14 @@ def resolve_config(config: dict, repo: Path = DEFAULT_REPO) -> dict:
                                   "{name: oracle, weights: oracle}")
             m.update(spec_name=GENERATOR, seed=generator_seed(synth["seed"]))
         else:
-            if m["name"] not in registry:
-                raise ConfigError(f"config key models[{i}].name: model {m['name']!r} is not in "
+            spec_name = m.pop("registry", m["name"])
+            if spec_name not in registry:
+                raise ConfigError(f"config key models[{i}].name: model {spec_name!r} is not in "
                                   f"resources/models.yaml (available: {sorted(registry)})"
-                                  f"{_did_you_mean(m['name'], registry)}")
-            m.update(spec_name=m["name"], seed=model_seed(cfg["seed"], m["name"]))
+                                  f"{_did_you_mean(spec_name, registry)}")
+            m.update(spec_name=spec_name, seed=model_seed(cfg["seed"], m["name"]))
             if (synth and m["weights"] == "random"
-                    and registry[m["name"]].arch == registry[GENERATOR].arch
+                    and registry[spec_name].arch == registry[GENERATOR].arch
                     and m["seed"] == generator_seed(synth["seed"])):
                 raise ConfigError(f"candidate {m['name']!r} would reuse the generator's seed")
         m["arch"] = registry[m["spec_name"]].arch

@@ -18,8 +18,8 @@ rule model_brain:
         "results/benchmarks/model_brain/{model}/sub-{subject}.tsv"
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=60,
+        mem_mb=mem_mb("model_brain"),
+        runtime=runtime("model_brain"),
     conda:
         ENV
     script:
@@ -41,8 +41,8 @@ rule brain_brain:
         "results/benchmarks/brain_brain/{measure}/sub-{subject}.tsv"
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=60,
+        mem_mb=mem_mb("brain_brain"),
+        runtime=runtime("brain_brain"),
     conda:
         ENV
     script:
@@ -67,8 +67,8 @@ rule gather_alignment:
         "results/benchmarks/gather_alignment.tsv"
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=20,
+        mem_mb=mem_mb("gather_alignment"),
+        runtime=runtime("gather_alignment"),
     conda:
         ENV
     script:

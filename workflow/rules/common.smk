@@ -135,3 +135,28 @@ def model_brain_cfg(wildcards):
     out["models"] = [m for m in CFG["models"] if m["name"] == wildcards.model]
     out["apa"] = {"n_permutations": CFG["apa"]["n_permutations"]}
     return out
+
+
+# --- resources (alignpatterns.resources): sized from the data, attempt-scaled for retries ----------
+from alignpatterns import resources as _resources  # noqa: E402
+
+GPU = 1 if CFG["device"] == "cuda" else 0
+
+
+def mem_mb(rule):
+    """``mem_mb`` of a rule's jobs: from the input files' shapes when they exist, else from the
+    config; memory-bound rules ask ``attempt`` times more on each retry."""
+
+    def size(wildcards, input, attempt):
+        return _resources.mem_mb(rule, CFG, input, attempt)
+
+    return size
+
+
+def runtime(rule):
+    """``runtime`` (minutes) of a rule's jobs, planned from the config's sizes, × attempt."""
+
+    def size(wildcards, attempt):
+        return _resources.runtime(rule, CFG, None, attempt)
+
+    return size

@@ -16,8 +16,8 @@ if CFG["dataset"].get("synthesize"):
             "results/benchmarks/synthesize.tsv"
         threads: 2
         resources:
-            mem_mb=4000,
-            runtime=20,
+            mem_mb=mem_mb("synthesize"),
+            runtime=runtime("synthesize"),
         conda:
             ENV
         script:
@@ -39,8 +39,8 @@ rule check_data:
         "results/benchmarks/check_data.tsv"
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=20,
+        mem_mb=mem_mb("check_data"),
+        runtime=runtime("check_data"),
     conda:
         ENV
     script:
@@ -62,8 +62,8 @@ rule prepare_brain:
         "results/benchmarks/prepare_brain/sub-{subject}.tsv"
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=20,
+        mem_mb=mem_mb("prepare_brain"),
+        runtime=runtime("prepare_brain"),
     conda:
         ENV
     script:
@@ -84,8 +84,8 @@ rule ceilings:
         "results/benchmarks/ceilings.tsv"
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=20,
+        mem_mb=mem_mb("ceilings"),
+        runtime=runtime("ceilings"),
     conda:
         ENV
     script:

@@ -16,8 +16,8 @@ rule frames:
         "results/benchmarks/frames.tsv"
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=30,
+        mem_mb=mem_mb("frames"),
+        runtime=runtime("frames"),
     conda:
         ENV
     script:
@@ -39,9 +39,9 @@ rule extract:
         "results/benchmarks/extract/{model}.tsv"
     threads: 2
     resources:
-        mem_mb=8000,
-        runtime=60,
-        gpu=1 if CFG["device"] == "cuda" else 0,
+        mem_mb=mem_mb("extract"),
+        runtime=runtime("extract"),
+        gpu=GPU,
     conda:
         ENV
     script:

@@ -31,10 +31,12 @@ rule figure_conventional:
         "results/logs/figures/conventional_{measure}.log",
     benchmark:
         "results/benchmarks/figures/conventional_{measure}.tsv"
+    group:
+        "figures"
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        mem_mb=mem_mb("figure_conventional"),
+        runtime=runtime("figure_conventional"),
     conda:
         ENV
     script:
@@ -95,10 +97,12 @@ rule figure_brain_patterns:
         "results/logs/figures/brain_patterns_{measure}.log",
     benchmark:
         "results/benchmarks/figures/brain_patterns_{measure}.tsv"
+    group:
+        "figures"
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        mem_mb=mem_mb("figure_brain_patterns"),
+        runtime=runtime("figure_brain_patterns"),
     conda:
         ENV
     script:
@@ -127,10 +131,12 @@ rule figure_aps:
         "results/logs/figures/aps_{measure}.log",
     benchmark:
         "results/benchmarks/figures/aps_{measure}.tsv"
+    group:
+        "figures"
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        mem_mb=mem_mb("figure_aps"),
+        runtime=runtime("figure_aps"),
     conda:
         ENV
     script:

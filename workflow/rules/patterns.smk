@@ -21,8 +21,8 @@ rule apa:
         "results/benchmarks/apa/{measure}.tsv"
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=30,
+        mem_mb=mem_mb("apa"),
+        runtime=runtime("apa"),
     conda:
         ENV
     script:
@@ -49,8 +49,8 @@ rule gather_apa:
         "results/benchmarks/gather_apa.tsv"
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        mem_mb=mem_mb("gather_apa"),
+        runtime=runtime("gather_apa"),
     conda:
         ENV
     script:
