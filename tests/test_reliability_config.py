@@ -85,7 +85,7 @@ RESOLVE_CASES = {
          "resources/models.yaml", "did you mean 'mobilenetv3_small_100'?"]),
     "unknown ROI set": (
         {"rois": "glasser"}, ["config key rois: ", "ROI set 'glasser' not found",
-                              "available: ['synthetic']"]),
+                              "available: [", "'glasser19'", "'synthetic'"]),
     "unknown ROI name": (
         {"rois": ["V1", "V5"]},
         ["config key rois[1]: ROI 'V5' is not in the synthesized dataset", "'V1', 'V2', 'V3'"]),

@@ -299,6 +299,15 @@ def estimate_from_config(rule: str, cfg: Mapping) -> Estimate:
         terms = {"interpreter": BASE_MB, "tables": rows * 2 * 200 / MB,
                  "nulls": 2 * n_models * s["n_subjects"] * int(cfg["apa"]["n_permutations"])
                  * (n_layers * s["n_rois"] + pairs / 100) * 8 / MB}
+    elif rule == "whole_model":
+        # one model's features in float64, ridge between its ROI-assigned layers (LP)
+        n_assigned = min(n_layers, s["n_rois"])
+        rows = s["n_subjects"] ** 2 * s["n_rois"] ** 2 * 2 + s["n_subjects"] * s["n_rois"] * (
+            len(cfg["models"]) * n_layers * 2)
+        terms = {"interpreter": BASE_MB,
+                 "features (float64)": 2 * n_stim * n_layers * layer_units * 8 / MB,
+                 "LP targets and predictions": 4 * n_stim * n_assigned * layer_units * 8 / MB,
+                 "tables": rows * 200 / MB}
     else:  # gathers, figures and reports: tables only
         terms = {"interpreter": BASE_MB}
     return Estimate(rule, terms, source="config")

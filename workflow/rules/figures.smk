@@ -67,8 +67,8 @@ rule figure_layers:
         "results/benchmarks/figures/layers_{measure}.tsv"
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        mem_mb=mem_mb("figure_layers"),
+        runtime=runtime("figure_layers"),
     conda:
         ENV
     script:
@@ -169,8 +169,8 @@ rule figure_profiles:
         "results/benchmarks/figures/profiles_{measure}.tsv"
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        mem_mb=mem_mb("figure_profiles"),
+        runtime=runtime("figure_profiles"),
     conda:
         ENV
     script:
@@ -201,8 +201,8 @@ rule figure_score_vs_aps:
         "results/benchmarks/figures/score_vs_aps_{measure}.tsv"
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        mem_mb=mem_mb("figure_score_vs_aps"),
+        runtime=runtime("figure_score_vs_aps"),
     conda:
         ENV
     script:
@@ -232,8 +232,8 @@ rule figure_confusion:
         "results/benchmarks/figures/confusion_{measure}.tsv"
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        mem_mb=mem_mb("figure_confusion"),
+        runtime=runtime("figure_confusion"),
     conda:
         ENV
     script:
@@ -263,8 +263,8 @@ rule figure_roi_map:
         "results/benchmarks/figures/roi_map_{measure}.tsv"
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        mem_mb=mem_mb("figure_roi_map"),
+        runtime=runtime("figure_roi_map"),
     conda:
         ENV
     script:
@@ -294,8 +294,8 @@ rule figure_trained_vs_untrained:
         "results/benchmarks/figures/trained_vs_untrained.tsv"
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        mem_mb=mem_mb("figure_trained_vs_untrained"),
+        runtime=runtime("figure_trained_vs_untrained"),
     conda:
         ENV
     script:
@@ -320,8 +320,8 @@ rule run_info:
         "results/benchmarks/figures/run_info.tsv"
     threads: 1
     resources:
-        mem_mb=1000,
-        runtime=5,
+        mem_mb=mem_mb("run_info"),
+        runtime=runtime("run_info"),
     conda:
         ENV
     script:

@@ -74,8 +74,8 @@ rule whole_model:
         "results/benchmarks/whole_model/{measure}/{model}.tsv"
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=30,
+        mem_mb=mem_mb("whole_model"),
+        runtime=runtime("whole_model"),
     conda:
         ENV
     script:
@@ -97,8 +97,8 @@ rule gather_whole_model:
         "results/benchmarks/gather_whole_model.tsv"
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        mem_mb=mem_mb("gather_whole_model"),
+        runtime=runtime("gather_whole_model"),
     conda:
         ENV
     script:
