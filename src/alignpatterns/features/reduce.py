@@ -9,7 +9,6 @@ from __future__ import annotations
 import numpy as np
 
 METHODS = ("srp", "pca")
-CHUNK = 256
 
 
 def n_components_for(method: str, n_train: int, n_features: int, n_components, eps: float
@@ -61,8 +60,3 @@ def fit_reduction(method: str, X_train: np.ndarray, n_components, eps: float = 0
     pca = PCA(n_components=k, svd_solver="full", random_state=seed)
     pca.fit(np.asarray(X_train, dtype=np.float64))
     return lambda X: pca.transform(np.asarray(X, dtype=np.float64)).astype(np.float32)
-
-
-def transform_chunked(fn, X: np.ndarray, chunk: int = CHUNK) -> np.ndarray:
-    """``fn`` applied to row chunks of a (possibly memory-mapped) ``X``."""
-    return np.concatenate([fn(X[i:i + chunk]) for i in range(0, X.shape[0], chunk)])

@@ -24,7 +24,7 @@ from alignpatterns.features.extract import (
 )
 from alignpatterns.features.layers import resolve_layers
 from alignpatterns.features.models import build_model, n_parameters, normalization, weights_hash
-from alignpatterns.features.reduce import fit_reduction, transform_chunked
+from alignpatterns.features.reduce import fit_reduction
 from alignpatterns.features.registry import FramePolicy, ModelSpec, stable_seed
 from alignpatterns.features.sources import CachedFrames, DecodedFrames
 from alignpatterns.features.store import FeatureWriter, layer_key
@@ -164,13 +164,17 @@ def extract_to_file(spec: ModelSpec, weights: str, seed: int | None, source, ids
     return prov
 
 
-def _reduce(writer: FeatureWriter, layers, n_train, reduction, seed_of) -> None:
+def _reduce(writer: FeatureWriter, layers, n_train, reduction, seed_of, chunk: int = 256
+            ) -> None:
+    """Reduced copies (``lp/...``) of every layer, fitted on the train rows, applied in chunks
+    read back from disk."""
     method = reduction.get("method", "srp")
     for i, lname in enumerate(layers):
-        X = writer.array(layer_key(i, lname))
-        X2 = X.reshape(X.shape[0], -1)
-        fn = fit_reduction(method, X2[:n_train], reduction.get("n_components", "auto"),
+        key = layer_key(i, lname)
+        fn = fit_reduction(method, writer.read_rows(key, 0, n_train),
+                           reduction.get("n_components", "auto"),
                            eps=float(reduction.get("eps", 0.1)),
                            seed=stable_seed("reduction", *seed_of, lname))
-        writer.add_array(layer_key(i, lname, "lp"),
-                         transform_chunked(fn, X2) if fn is not None else X2)
+        for start in range(0, writer.n, chunk):
+            X = writer.read_rows(key, start, start + chunk)
+            writer.add_rows(layer_key(i, lname, "lp"), start, fn(X) if fn is not None else X)

@@ -1,7 +1,7 @@
 """Feature files written incrementally, so memory stays bounded whatever the layer sizes.
 
-Each layer is streamed row by row into a ``.npy`` memory map in a private temporary folder next
-to the output; :meth:`FeatureWriter.close` packs them with the small arrays into one ``.npz``
+Each layer is streamed row by row into a ``.npy`` file (plain writes, no memory map) in a
+private temporary folder next to the output; :meth:`FeatureWriter.close` packs them with the small arrays into one ``.npz``
 archive (stored, fixed timestamps, sorted keys: equal features give equal bytes) and moves it into
 place atomically. A failure leaves no output and no temporary files.
 
@@ -49,17 +49,30 @@ class FeatureWriter:
         self.n = int(n_stimuli)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", dir=self.path.parent))
-        self.maps: dict[str, np.memmap] = {}
+        # plain file writes, not memory maps: written rows do not stay in this process's RSS
+        self.handles: dict[str, object] = {}
         self.files: dict[str, Path] = {}
+        self.layout: dict[str, tuple[int, tuple[int, ...]]] = {}  # key -> (data offset, row)
         self.filled = np.zeros(self.n, dtype=bool)
 
-    def _map(self, key: str, row_shape: tuple[int, ...]) -> np.memmap:
-        if key not in self.maps:
+    def _open(self, key: str, row_shape: tuple[int, ...]):
+        if key not in self.handles:
             f = self.tmp / f"{len(self.files):04d}.npy"
-            self.files[key] = f
-            self.maps[key] = np.lib.format.open_memmap(f, mode="w+", dtype=np.float32,
-                                                       shape=(self.n, *row_shape))
-        return self.maps[key]
+            fh = open(f, "w+b")  # noqa: SIM115 - closed in close()/abort()
+            header = {"descr": "<f4", "fortran_order": False, "shape": (self.n, *row_shape)}
+            np.lib.format.write_array_header_1_0(fh, header)
+            self.files[key], self.handles[key] = f, fh
+            self.layout[key] = (fh.tell(), tuple(row_shape))
+        elif self.layout[key][1] != tuple(row_shape):
+            raise ValueError(f"{key}: row shape {tuple(row_shape)} differs from the first row's "
+                             f"{self.layout[key][1]}")
+        return self.handles[key]
+
+    def _put(self, key: str, start: int, rows: np.ndarray) -> None:
+        fh = self._open(key, rows.shape[1:])
+        offset, row = self.layout[key]
+        fh.seek(offset + start * 4 * int(np.prod(row, dtype=np.int64)))
+        fh.write(np.ascontiguousarray(rows, dtype="<f4").tobytes())
 
     def write(self, row: int, features: Mapping[str, np.ndarray]) -> None:
         """Write one stimulus: ``features[layer]`` shaped (features,) or (frames, features)."""
@@ -68,25 +81,34 @@ class FeatureWriter:
             if not np.all(np.isfinite(v)):
                 raise ValueError(f"layer {name!r} has non-finite activations for stimulus "
                                  f"{row}")
-            self._map(layer_key(i, name), v.shape)[row] = v
+            self._put(layer_key(i, name), row, v[None])
         self.filled[row] = True
 
-    def array(self, key: str) -> np.memmap:
-        """The memory map behind ``key`` (for reductions fitted after all rows are written)."""
-        return self.maps[key]
+    def read_rows(self, key: str, start: int, stop: int) -> np.ndarray:
+        """Rows ``start:stop`` of a written array, flattened to (rows, features), read from
+        disk (for reductions fitted after all rows are written)."""
+        fh = self.handles[key]
+        fh.flush()
+        offset, row = self.layout[key]
+        width = int(np.prod(row, dtype=np.int64))
+        stop = min(stop, self.n)
+        fh.seek(offset + start * 4 * width)
+        buf = np.fromfile(fh, dtype="<f4", count=(stop - start) * width)
+        return buf.reshape(stop - start, width)
 
-    def add_array(self, key: str, arr: np.ndarray) -> None:
-        """Store a whole array (e.g. a reduced layer), also through a memory map."""
-        arr = np.asarray(arr, dtype=np.float32)
-        self._map(key, arr.shape[1:])[:] = arr
+    def add_rows(self, key: str, start: int, rows: np.ndarray) -> None:
+        """Store rows ``start:start + len(rows)`` of an extra (stimuli, features) array, e.g. a
+        reduced layer."""
+        self._put(key, start, np.asarray(rows, dtype=np.float32))
 
     def close(self, extra: Mapping[str, np.ndarray], provenance: dict) -> None:
         """Pack everything into ``path`` atomically."""
         if not self.filled.all():
             raise RuntimeError(f"{self.path}: {int((~self.filled).sum())} stimuli were never "
                                "written")
-        for m in self.maps.values():
-            m.flush()
+        for fh in self.handles.values():
+            fh.close()
+        self.handles.clear()
         small = dict(extra)
         small["layer_names"] = np.array(self.layers)
         small["provenance"] = np.array(json.dumps(provenance, sort_keys=True))
@@ -107,13 +129,14 @@ class FeatureWriter:
                         if arr.dtype == object:
                             raise TypeError(f"array {key!r} has dtype object")
                         np.lib.format.write_array(dst, arr, allow_pickle=False)
-        self.maps.clear()
         os.replace(part, self.path)
         self.abort()
 
     def abort(self) -> None:
         """Remove the temporary folder (after a failure, or after :meth:`close`)."""
-        self.maps.clear()
+        for fh in self.handles.values():
+            fh.close()
+        self.handles.clear()
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     def __enter__(self):
