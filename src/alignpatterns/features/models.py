@@ -163,15 +163,20 @@ def normalization(spec: ModelSpec, model: torch.nn.Module | None = None
     return tuple(float(x) for x in mean), tuple(float(x) for x in std)
 
 
-def weights_hash(model: torch.nn.Module) -> str:
-    """SHA-256 of the parameters and buffers (names, dtypes, shapes, bytes), 16 hex digits."""
+def weights_hash(model: torch.nn.Module | dict) -> str:
+    """SHA-256 of the parameters and buffers (names, dtypes, shapes, bytes), 16 hex digits.
+
+    ``model`` may be a module or its ``state_dict()`` (a snapshot that stays valid when the module
+    later moves to another device; hashing releases the GIL, so it can run in a thread).
+    """
+    state = model.state_dict() if isinstance(model, torch.nn.Module) else model
     h = hashlib.sha256()
-    for name, t in sorted(model.state_dict().items()):
+    for name, t in sorted(state.items()):
         t = t.detach().cpu().contiguous()
         h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
         if t.dtype == torch.bfloat16:
             t = t.view(torch.int16)
-        h.update(np.ascontiguousarray(t.numpy()).tobytes())
+        h.update(np.ascontiguousarray(t.numpy()).reshape(-1).view(np.uint8))
     return h.hexdigest()[:16]
 
 

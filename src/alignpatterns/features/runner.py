@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -141,9 +142,15 @@ def extract_to_file(spec: ModelSpec, weights: str, seed: int | None, source, ids
         log.info("%s: batch size %d (auto)", name, bs)
     opts = ExtractOptions(**{**options_dict(options), "batch_size": int(bs), "tokens": tokens,
                              "progress": options.progress})
+    # hash the weights in a thread while the network runs (hashlib releases the GIL)
+    hashed: dict[str, str] = {}
+    state = net.state_dict()
+    hasher = threading.Thread(target=lambda: hashed.update(h=weights_hash(state)),
+                              name="weights-hash", daemon=True)
+    hasher.start()
     prov = {"model": name, "registry_entry": spec.name, "source": spec.source,
             "arch": spec.arch, "kwargs": spec.kwargs, "weights": weights,
-            "weights_hash": weights_hash(net), "seed": seed, "n_parameters": n_parameters(net),
+            "weights_hash": None, "seed": seed, "n_parameters": n_parameters(net),
             "layers": layer_names, "mean": list(mean), "std": list(std),
             "frame_policy": None if policy is None else policy.as_dict(),
             "frame_mode": spec.frames.get("mode", "image"),
@@ -158,6 +165,10 @@ def extract_to_file(spec: ModelSpec, weights: str, seed: int | None, source, ids
             n_prefix=n_prefix, tokens=tokens, layout=spec.layout)
         if reduction:
             _reduce(writer, layer_names, n_train, reduction, seed_of=(name, spec.name))
+        hasher.join()
+        if "h" not in hashed:
+            raise RuntimeError(f"model {name!r}: hashing the weights failed")
+        prov["weights_hash"] = hashed["h"]
         writer.close({"ids": np.array(list(ids)), "n_train": np.array(int(n_train))}, prov)
     finally:
         writer.abort()
