@@ -279,3 +279,22 @@ def test_decoding_error_in_the_worker_reaches_the_caller(videos, tmp_path):
     with pytest.raises(VideoDecodeError, match="0003.mp4"):
         write_frame_cache([*videos, bad], [*IDS, "vid0003"], 1, R.FramePolicy(2, 24), out)
     assert list(tmp_path.iterdir()) == [bad]
+
+
+def test_pipeline_extract_reads_a_frame_cache_and_config_overrides(videos, tmp_path):
+    pol = R.FramePolicy(2, 32)
+    cache = tmp_path / f"{pol.id}.npy"
+    write_frame_cache(videos, IDS, 1, pol, cache)
+    cfg = {"device": "cpu", "features": {"n_frames": 2, "size": 32, "pool_grid": 2,
+                                         "batch_size": "auto", "frame_pool": "max"},
+           "models": [{"name": "convnext_atto", "spec_name": "convnext_atto", "weights": "random",
+                       "seed": 4, "layers": {"regex": r"stages\.\d"}}]}
+    out = tmp_path / "convnext_atto.npz"
+    pipeline.extract(cfg, "convnext_atto", str(cache), str(out))
+    prov = read_provenance(out)
+    assert prov["layers"] == ["stages.0", "stages.1", "stages.2", "stages.3"]
+    assert prov["frame_pool"] == "max" and 1 <= prov["batch_size"] <= 64
+    feats, ids = pipeline.load_features(out)
+    assert ids == IDS and list(feats) == prov["layers"]
+    # 32 px → a 1 × 1 map of 320 channels after stage 3; one train and one test stimulus
+    assert feats["stages.3"][0].shape == (1, 320) and feats["stages.3"][1].shape == (1, 320)

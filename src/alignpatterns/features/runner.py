@@ -175,14 +175,19 @@ def extract_to_file(spec: ModelSpec, weights: str, seed: int | None, source, ids
     return prov
 
 
-def _reduce(writer: FeatureWriter, layers, n_train, reduction, seed_of, chunk: int = 256
+def _reduce(writer: FeatureWriter, layers, n_train, reduction, seed_of, chunk: int = 64
             ) -> None:
     """Reduced copies (``lp/...``) of every layer, fitted on the train rows, applied in chunks
-    read back from disk."""
+    read back from disk (memory: the train rows for PCA, a chunk for SRP)."""
     method = reduction.get("method", "srp")
     for i, lname in enumerate(layers):
         key = layer_key(i, lname)
-        fn = fit_reduction(method, writer.read_rows(key, 0, n_train),
+        if method == "srp":  # depends on the data only through its shape: read nothing
+            width = int(np.prod(writer.layout[key][1], dtype=np.int64))
+            train = np.broadcast_to(np.float32(0), (n_train, width))
+        else:
+            train = writer.read_rows(key, 0, n_train)
+        fn = fit_reduction(method, train,
                            reduction.get("n_components", "auto"),
                            eps=float(reduction.get("eps", 0.1)),
                            seed=stable_seed("reduction", *seed_of, lname))
