@@ -156,47 +156,59 @@ def ceilings(cfg: dict, subject_paths: Sequence[str], out: str) -> None:
     io.write_table(pd.DataFrame(rows), out, "ceilings", cfg)
 
 
-def frames(cfg: dict, info_path: str, out: str) -> None:
-    """Decode every stimulus video once with the configured frame policy."""
-    from alignpatterns.features.frames import read_frame_set
+def frames(cfg: dict, info_path: str, out: str, policy: dict | None = None,
+           threads: int = 1) -> None:
+    """Decode every stimulus video once with one frame policy (shared by every model using it).
+
+    ``policy`` is a :class:`~alignpatterns.features.registry.FramePolicy` as a dict (default:
+    the image-model policy of ``cfg['features']``). Writes ``out`` (``.npy``) and its ``.json``
+    sidecar."""
+    from alignpatterns.features.registry import FramePolicy, frame_policy
+    from alignpatterns.features.runner import write_frame_cache
 
     info = json.loads(Path(info_path).read_text())
     ids = info["train_ids"] + info["test_ids"]
-    layout = _layout(cfg)
-    paths = [layout.video_path(sid) for sid in ids]
-    f = cfg["features"]
-    arr = read_frame_set(paths, f["n_frames"], f["size"])
-    io.save_arrays(out, {"frames": arr, "ids": np.array(ids), "n_train": np.array(
-        info["n_train"])})
+    paths = [_layout(cfg).video_path(sid) for sid in ids]
+    pol = FramePolicy(**policy) if policy else frame_policy(None, cfg["features"])
+    write_frame_cache(paths, ids, info["n_train"], pol, out, workers=threads)
 
 
 def extract(cfg: dict, model: str, frames_path: str, out: str, threads: int = 1) -> None:
-    """Layer features of one model for every stimulus (computed once for all subjects)."""
+    """Layer features of one model for every stimulus (computed once for all subjects).
+
+    The model's config entry may override the registry's ``layers`` and ``tokens``; the
+    ``features`` config sets pooling, frame pooling, precision, batch size and reduction."""
     import torch
 
     from alignpatterns.config import model_entry
-    from alignpatterns.features.extract import build_model, extract_layers
-    from alignpatterns.features.registry import DEFAULT_REGISTRY, load_registry
+    from alignpatterns.features.extract import ExtractOptions
+    from alignpatterns.features.layers import LayerSpecError
+    from alignpatterns.features.models import build_model
+    from alignpatterns.features.registry import DEFAULT_REGISTRY, frame_policy, load_registry
+    from alignpatterns.features.runner import extract_to_file, load_frame_cache
 
     torch.set_num_threads(threads)
     deterministic_torch()
     entry = model_entry(cfg, model)
     spec = load_registry()[entry["spec_name"]]
+    # the oracle is the generator network with its own (seeded random) weights
     weights = "random" if entry["weights"] == "oracle" else entry["weights"]
     device = cfg.get("device", "cpu")
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    fr = io.load_arrays(frames_path)
-    net = build_model(spec, weights, seed=entry["seed"])
+    frames, ids, n_train = load_frame_cache(frames_path)
     f = cfg["features"]
+    opts = ExtractOptions(pool_grid=f["pool_grid"], batch_size=f["batch_size"],
+                          frame_pool=f.get("frame_pool", "mean"), tokens=entry.get("tokens"),
+                          precision=f.get("precision", "fp32"), device=device,
+                          progress=bool(f.get("progress", False)))
+    net = build_model(spec, weights, seed=entry["seed"])
     try:
-        feats = extract_layers(net, fr["frames"], spec.layers, pool_grid=f["pool_grid"],
-                               batch_size=f["batch_size"], device=device)
-    except ValueError as err:  # e.g. a layer name that the architecture does not have
+        extract_to_file(spec, entry["weights"], entry["seed"], frames, ids, n_train, out, opts,
+                        policy=frame_policy(spec, f), layers=entry.get("layers"),
+                        model_name=model, reduction=f.get("reduction"), model=net)
+    except LayerSpecError as err:  # e.g. a layer name that the architecture does not have
         raise ValueError(f"{DEFAULT_REGISTRY}: model {model!r} ({spec.arch}): {err}") from None
-    arrays = {f"layer/{i:02d}/{name}": feats[name] for i, name in enumerate(spec.layers)}
-    arrays.update(ids=fr["ids"], n_train=fr["n_train"])
-    io.save_arrays(out, arrays)
 
 
 def load_features(path: str) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], list[str]]:
@@ -208,6 +220,7 @@ def load_features(path: str) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], 
     for k in layers:
         name = k.split("/", 2)[2]
         Z = a[k].astype(np.float64)
+        Z = Z.reshape(Z.shape[0], -1)  # frame pooling 'keep': frames × features, frame-major
         if not np.all(np.isfinite(Z)):
             raise ValueError(f"{path}: layer {name} has non-finite activations")
         out[name] = (Z[:n_train], Z[n_train:])

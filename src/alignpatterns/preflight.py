@@ -188,10 +188,13 @@ def estimate_from_files(rule: str, inputs: Mapping[str, Sequence[str]], cfg: Map
         return Estimate(rule, terms)
     if rule == "extract":
         frames = paths("frames")[0]
-        m = npz_members(frames)
-        shape, dtype = m["frames"]
+        if str(frames).endswith(".npy"):  # the frame cache (read memory-mapped: an upper bound)
+            arr = np.load(frames, mmap_mode="r")
+            shape, dtype = arr.shape, arr.dtype
+        else:
+            shape, dtype = npz_members(frames)["frames"]
         f = cfg["features"]
-        batch = min(f["batch_size"], shape[0] * shape[1])
+        batch = min(_batch_size(f), shape[0] * shape[1])
         size = shape[2] if len(shape) > 2 else f["size"]
         n_layers = _n_layers(cfg, inputs)
         terms = {"torch": TORCH_BASE_MB,
@@ -253,6 +256,12 @@ def plan_shapes(cfg: Mapping) -> dict[str, int]:
     return out
 
 
+def _batch_size(features: Mapping) -> int:
+    """The configured batch size; ``auto`` is planned at 64 frames (it adapts to free memory)."""
+    b = features.get("batch_size", 32)
+    return 64 if b == "auto" else int(b)
+
+
 def estimate_from_config(rule: str, cfg: Mapping) -> Estimate:
     """Plan a job's peak memory from the config alone (no input file needs to exist)."""
     s = plan_shapes(cfg)
@@ -287,7 +296,7 @@ def estimate_from_config(rule: str, cfg: Mapping) -> Estimate:
     elif rule == "frames":
         terms = {"interpreter": BASE_MB, "frames": 2 * frames_mb}
     elif rule == "extract":
-        batch = min(f["batch_size"], n_stim * f["n_frames"])
+        batch = min(_batch_size(f), n_stim * f["n_frames"])
         terms = {"torch": TORCH_BASE_MB, "frames": frames_mb,
                  "batch activations": batch * f["size"] ** 2 * 64 * 4 * 4 / MB,
                  "pooled features": n_stim * n_layers * layer_units * 4 * 2 / MB}

@@ -1,20 +1,29 @@
-# Stimulus features: frames decoded once, then one extraction job per model.
+# Stimulus features: frames decoded once per frame policy (shared by every model using it), then
+# one extraction job per model.
+from alignpatterns.features.registry import model_frame_policies  # noqa: E402
+
+FRAME_POLICY = {m: p.id for m, p in model_frame_policies(CFG).items()}
+FRAME_POLICIES = {p.id: p.as_dict() for p in model_frame_policies(CFG).values()}
 
 
 rule frames:
     input:
         dataset=dataset_input(),
         info="results/data/dataset.json",
-        lib=lib("features/frames.py"),
+        lib=lib("features/frames.py", "features/sources.py", "features/runner.py"),
     output:
-        "results/features/frames.npz",
+        frames="results/features/frames/{policy}.npy",
+        meta="results/features/frames/{policy}.json",
+    wildcard_constraints:
+        policy=r"[0-9a-z.]+",
     params:
         cfg=cfg_for("dataset", "features"),
+        policy=lambda w: FRAME_POLICIES[w.policy],
     log:
-        "results/logs/frames.log",
+        "results/logs/frames/{policy}.log",
     benchmark:
-        "results/benchmarks/frames.tsv"
-    threads: 1
+        "results/benchmarks/frames/{policy}.tsv"
+    threads: 2
     resources:
         mem_mb=mem_mb("frames"),
         runtime=runtime("frames"),
@@ -26,7 +35,8 @@ rule frames:
 
 rule extract:
     input:
-        frames="results/features/frames.npz",
+        frames=lambda w: f"results/features/frames/{FRAME_POLICY[w.model]}.npy",
+        frames_meta=lambda w: f"results/features/frames/{FRAME_POLICY[w.model]}.json",
         registry=str(REPO / "resources" / "models.yaml"),
         lib=lib("features"),
     output:

@@ -1,168 +1,279 @@
-"""Layer activations of timm models on video frames.
+"""Layer activations of registry models on video frames.
 
-Frames are normalised with the model's own data config, passed through the network in batches,
-each read layer's output is average-pooled to a small spatial grid (``pool_grid`` × ``pool_grid``)
-and flattened, and the result is averaged over the frames of each video. The same function builds
-the synthetic dataset's generator responses, so the ``oracle`` candidate sees exactly what the
-generator saw.
+Frames are normalised with the model's own input config, passed through the network in batches
+(image models: ``batch_size`` frames, flat over stimuli; clip models: ``batch_size`` clips shaped
+(3, T, H, W)); each read layer's output is pooled with :func:`.pooling.pool_output` in a forward
+hook, and the frames of each stimulus are pooled (mean, max or keep) as soon as its last frame has
+been through the network. Results go to a sink as they complete, so memory is bounded by a batch
+and the layers' rows of the stimuli in flight. The same code builds the synthetic dataset's
+generator responses, so the ``oracle`` candidate sees exactly what the generator saw.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
+import contextlib
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
+from alignpatterns.features.layers import resolve_layers
+from alignpatterns.features.models import (  # noqa: F401 - re-exported
+    WeightsError,
+    build_meta,
+    build_model,
+    normalization,
+)
+from alignpatterns.features.pooling import FRAME_POOLS, pool_frames, pool_output
 from alignpatterns.features.registry import ModelSpec
+from alignpatterns.features.sources import CachedFrames
+
+log = logging.getLogger("alignpatterns")
+
+PRECISIONS = ("fp32", "bf16")
 
 
-class WeightsError(RuntimeError):
-    """Requested weights cannot be had (e.g. pretrained weights offline)."""
+@dataclass(frozen=True)
+class ExtractOptions:
+    """How activations are read and pooled.
+
+    Attributes
+    ----------
+    pool_grid : int
+        Spatial maps are average-pooled to at most ``pool_grid`` × ``pool_grid``.
+    batch_size : int
+        Frames (image models) or clips (clip models) per forward pass; see
+        :func:`auto_batch_size` for ``"auto"``.
+    frame_pool : str
+        ``mean``, ``max`` or ``keep`` over the frames of a stimulus (image models).
+    tokens : str or None
+        Token policy override (``grid``, ``cls``, ``mean``, ``both``); None: the registry's.
+    precision : str
+        ``fp32`` or ``bf16`` (autocast; meant for GPUs).
+    device : str
+        ``cpu`` or ``cuda``.
+    progress : bool
+        Show a tqdm bar in stimuli/s.
+    """
+
+    pool_grid: int = 4
+    batch_size: int = 32
+    frame_pool: str = "mean"
+    tokens: str | None = None
+    precision: str = "fp32"
+    device: str = "cpu"
+    progress: bool = False
+
+    def __post_init__(self):
+        if self.frame_pool not in FRAME_POOLS:
+            raise ValueError(f"frame_pool {self.frame_pool!r}: expected one of "
+                             f"{list(FRAME_POOLS)}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision {self.precision!r}: expected one of {list(PRECISIONS)}")
 
 
-def build_model(spec: ModelSpec, weights: str, seed: int | None = None) -> torch.nn.Module:
-    """Construct a timm model in eval mode.
+def _leaf_bytes(spec: ModelSpec, input_shape: tuple[int, ...]) -> int:
+    """Largest activation of one sample (bytes, float32), from a forward on the meta device."""
+    model = build_meta(spec)
+    sizes = []
+
+    def hook(_m, _i, out):
+        if isinstance(out, (tuple, list)):
+            out = out[0]
+        if isinstance(out, torch.Tensor):
+            sizes.append(out.numel())
+
+    handles = [m.register_forward_hook(hook) for m in model.modules()
+               if not list(m.children())]
+    try:
+        with torch.no_grad():
+            model(torch.empty(1, *input_shape, device="meta"))
+    finally:
+        for h in handles:
+            h.remove()
+    return 4 * max(sizes + [int(np.prod(input_shape))])
+
+
+def auto_batch_size(spec: ModelSpec, input_shape: tuple[int, ...], device: str,
+                    cap: int | None = None) -> int:
+    """A batch size that fits memory: about a quarter of the free memory (CUDA:
+    ``torch.cuda.mem_get_info``; CPU: available RAM, at most 2 GiB) over 4× the largest
+    activation of one sample. Capped at 64 on CPU (larger batches do not run faster there) and
+    512 on CUDA.
 
     Parameters
     ----------
-    spec : ModelSpec
-        Registry entry.
-    weights : str
-        ``random`` (seeded with ``seed``), ``pretrained`` (timm's pretrained weights, from the
-        local cache only), or a path to a checkpoint (a state dict saved with ``torch.save``).
-    seed : int, optional
-        Seed for random init (required for ``random``).
+    input_shape : tuple of int
+        One sample: (3, H, W) or (3, T, H, W).
     """
-    import timm
-
-    if weights == "random":
-        if seed is None:
-            raise ValueError(f"model {spec.name!r}: random weights need a seed")
-        torch.manual_seed(seed)
-        model = timm.create_model(spec.arch, pretrained=False, **spec.kwargs)
-    elif weights == "pretrained":
-        try:
-            model = timm.create_model(spec.arch, pretrained=True, **spec.kwargs)
-        except Exception as err:  # noqa: BLE001 - any hub/network failure means the same
-            raise WeightsError(
-                f"model {spec.name!r} ({spec.arch}): pretrained weights are not available "
-                f"locally and cannot be downloaded ({type(err).__name__}: {err}). Put them in "
-                "the Hugging Face / torch hub cache, or set weights to a checkpoint path."
-            ) from None
+    per_sample = 4 * _leaf_bytes(spec, input_shape)
+    if device.startswith("cuda"):
+        free, _total = torch.cuda.mem_get_info()
+        budget, cap = free // 4, cap or 512
     else:
-        from pathlib import Path
+        import psutil
 
-        path = Path(weights)
-        if not path.exists():
-            raise WeightsError(f"{path}: checkpoint for model {spec.name!r} not found")
-        model = timm.create_model(spec.arch, pretrained=False, **spec.kwargs)
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        if isinstance(state, dict) and "state_dict" in state:
-            state = state["state_dict"]
-        try:
-            model.load_state_dict(state)
-        except RuntimeError as err:
-            raise WeightsError(f"{path}: checkpoint does not fit {spec.arch}: {err}") from None
-    return model.eval()
+        budget, cap = min(psutil.virtual_memory().available // 4, 2 << 30), cap or 64
+    return int(max(1, min(cap, budget // max(per_sample, 1))))
 
 
-def _pool_output(out: torch.Tensor, grid: int, tokens: int | None) -> torch.Tensor:
-    """Pool one layer output to (batch, features).
+class _Reader:
+    """Forward hooks that pool each read layer into ``captured``."""
 
-    4-D outputs are (B, C, H, W), or (B, H, W, C) for token models (``tokens`` not None);
-    3-D outputs are (B, N, D) token sequences whose first ``tokens`` entries are prefix tokens.
-    """
-    if isinstance(out, (tuple, list)):
-        out = out[0]
-    if out.ndim == 3:
-        n_prefix = tokens or 0
-        patch = out[:, n_prefix:, :]
-        side = math.isqrt(patch.shape[1])
-        if side * side != patch.shape[1]:
-            return out.mean(dim=1)
-        out = patch.transpose(1, 2).reshape(out.shape[0], out.shape[2], side, side)
-    elif out.ndim == 4 and tokens is not None:
-        out = out.permute(0, 3, 1, 2)
-    elif out.ndim == 2:
-        return out
-    if out.ndim != 4:
-        raise ValueError(f"cannot pool a layer output of shape {tuple(out.shape)}")
-    h, w = out.shape[-2:]
-    out = F.adaptive_avg_pool2d(out, (min(h, grid), min(w, grid)))
-    return out.flatten(1)
+    def __init__(self, model, layers, grid, n_prefix, tokens, layout):
+        modules = dict(model.named_modules())
+        self.captured: dict[str, torch.Tensor] = {}
+
+        def make(name):
+            def fn(_module, _inp, out):
+                pooled = pool_output(out, grid, n_prefix, tokens, layout)
+                self.captured[name] = pooled.float().cpu()
+            return fn
+
+        self.handles = [modules[n].register_forward_hook(make(n)) for n in layers]
+
+    def remove(self):
+        for h in self.handles:
+            h.remove()
+
+
+def _batches(source: Iterable[tuple[int, np.ndarray]], batch_size: int, clip: bool):
+    """Yield (uint8 batch, owners): owners[k] is the stimulus of batch row k; the last item of a
+    stimulus is marked by yielding ``done`` stimulus indices with the batch."""
+    buf: list[np.ndarray] = []
+    owners: list[int] = []
+    n_rows = 0
+    for i, frames in source:
+        items = [frames] if clip else list(frames)
+        for k, item in enumerate(items):
+            buf.append(item)
+            owners.append(i if k < len(items) - 1 else -1 - i)  # negative: last of stimulus
+            n_rows += 1
+            if n_rows == batch_size:
+                yield np.stack(buf), owners
+                buf, owners, n_rows = [], [], 0
+    if buf:
+        yield np.stack(buf), owners
 
 
 @torch.inference_mode()
-def extract_layers(model: torch.nn.Module, frames: np.ndarray, layers: Sequence[str],
-                   pool_grid: int = 4, batch_size: int = 32, device: str = "cpu",
-                   progress: bool = False) -> dict[str, np.ndarray]:
-    """Frame-averaged, spatially pooled activations of ``layers``.
+def run(model: torch.nn.Module, source, layers: Sequence[str], sink: Callable[[int, dict], None],
+        options: ExtractOptions, mean: Sequence[float], std: Sequence[float],
+        clip: bool = False, n_prefix: int | None = None, tokens: str = "grid",
+        layout: str = "auto") -> None:
+    """Stream a frame source through ``model`` and hand pooled features to ``sink``.
 
     Parameters
     ----------
     model : torch.nn.Module
-        A timm model in eval mode.
+        In eval mode.
+    source : iterable of (int, ndarray uint8 (n_frames, H, W, 3))
+        Stimuli in order (:mod:`.sources`).
+    layers : sequence of str
+        Validated module names.
+    sink : callable(stimulus_index, {layer: ndarray})
+        Receives each stimulus's features, float32 (features,) or (n_frames, features) (keep).
+    options : ExtractOptions
+    mean, std : sequence of 3 floats
+        Input normalisation.
+    clip : bool
+        Clip model: one (3, T, H, W) input per stimulus.
+    n_prefix, tokens, layout
+        See :func:`.pooling.pool_output`.
+    """
+    device = torch.device(options.device)
+    model = model.to(device)
+    shape = (1, 3, 1, 1, 1) if clip else (1, 3, 1, 1)
+    mean_t = torch.tensor(mean, dtype=torch.float32, device=device).view(shape)
+    std_t = torch.tensor(std, dtype=torch.float32, device=device).view(shape)
+    reader = _Reader(model, layers, options.pool_grid, n_prefix, tokens, layout)
+    autocast = (torch.autocast(device.type, dtype=torch.bfloat16)
+                if options.precision == "bf16" else contextlib.nullcontext())
+    bar = None
+    if options.progress:
+        from tqdm import tqdm
+
+        total = len(source) if hasattr(source, "__len__") else None
+        bar = tqdm(total=total, unit="stim", desc="extract", mininterval=2.0)
+    pending: dict[str, list[torch.Tensor]] = {name: [] for name in layers}
+    try:
+        for batch, owners in _batches(source, options.batch_size, clip):
+            x = torch.from_numpy(batch).to(device)
+            if clip:  # (B, T, H, W, 3) → (B, 3, T, H, W)
+                x = x.permute(0, 4, 1, 2, 3).float().div_(255.0)
+            else:
+                x = x.permute(0, 3, 1, 2).float().div_(255.0)
+            x = (x - mean_t) / std_t
+            reader.captured.clear()
+            with autocast:
+                model(x)
+            start = 0
+            for k, owner in enumerate(owners):
+                if owner >= 0:
+                    continue
+                for name in layers:
+                    pending[name].append(reader.captured[name][start:k + 1])
+                rows = {name: torch.cat(pending[name]) for name in layers}
+                for name in layers:
+                    pending[name].clear()
+                feats = {name: (r[0] if clip else pool_frames(r, options.frame_pool))
+                         .numpy().astype(np.float32) for name, r in rows.items()}
+                sink(-1 - owner, feats)
+                if bar is not None:
+                    bar.update(1)
+                start = k + 1
+            if start < len(owners):
+                for name in layers:
+                    pending[name].append(reader.captured[name][start:])
+    finally:
+        reader.remove()
+        if bar is not None:
+            bar.close()
+
+
+def extract_layers(model: torch.nn.Module, frames: np.ndarray, layers: Sequence[str],
+                   pool_grid: int = 4, batch_size: int = 32, device: str = "cpu",
+                   progress: bool = False, frame_pool: str = "mean",
+                   tokens: str = "grid") -> dict[str, np.ndarray]:
+    """Frame-pooled, spatially pooled activations of ``layers`` of an image model, in memory.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A timm model in eval mode (normalisation from its ``pretrained_cfg``).
     frames : ndarray, uint8, shape (n_videos, n_frames, height, width, 3)
         RGB frames.
     layers : sequence of str
         Module names to read.
-    pool_grid : int
-        Spatial outputs are average-pooled to at most ``pool_grid`` × ``pool_grid``.
-    batch_size : int
-        Frames per forward pass.
-    device : str
-        ``cpu`` or ``cuda``.
+    pool_grid, batch_size, device, progress, frame_pool, tokens
+        As in :class:`ExtractOptions`.
 
     Returns
     -------
     dict of str to ndarray, float32, shape (n_videos, n_features_layer)
+        (n_videos, n_frames, n_features_layer) with ``frame_pool='keep'``.
     """
-    if frames.ndim != 5 or frames.shape[-1] != 3:
-        raise ValueError(f"frames must be (videos, frames, H, W, 3); found {frames.shape}")
-    modules = dict(model.named_modules())
-    unknown = [name for name in layers if name not in modules]
-    if unknown:
-        raise ValueError(f"layers {unknown} not found in {type(model).__name__}")
-    tokens = getattr(model, "num_prefix_tokens", None)
-    cfg = getattr(model, "pretrained_cfg", {}) or {}
-    mean = torch.tensor(cfg.get("mean", (0.485, 0.456, 0.406)), dtype=torch.float32)
-    std = torch.tensor(cfg.get("std", (0.229, 0.224, 0.225)), dtype=torch.float32)
-    model = model.to(device)
-    mean, std = mean.to(device).view(1, 3, 1, 1), std.to(device).view(1, 3, 1, 1)
+    source = CachedFrames(frames)
+    layers = resolve_layers(model, list(layers), type(model).__name__)
+    spec = ModelSpec(name=type(model).__name__, arch="", layers=tuple(layers))
+    out: dict[str, list] = {name: [None] * len(source) for name in layers}
 
-    captured: dict[str, torch.Tensor] = {}
+    def sink(i, feats):
+        for name in layers:
+            out[name][i] = feats[name]
 
-    def hook(name):
-        def fn(_module, _inp, out):
-            captured[name] = _pool_output(out, pool_grid, tokens).float().cpu()
-        return fn
+    opts = ExtractOptions(pool_grid=pool_grid, batch_size=batch_size, device=device,
+                          progress=progress, frame_pool=frame_pool)
+    mean, std = normalization(spec, model)
+    run(model, source, layers, sink, opts, mean, std,
+        n_prefix=getattr(model, "num_prefix_tokens", None), tokens=tokens)
+    return {name: np.stack(rows).astype(np.float32) for name, rows in out.items()}
 
-    handles = [modules[name].register_forward_hook(hook(name)) for name in layers]
-    n_videos, n_frames = frames.shape[:2]
-    flat = frames.reshape(n_videos * n_frames, *frames.shape[2:])
-    chunks: dict[str, list[torch.Tensor]] = {name: [] for name in layers}
-    starts = range(0, flat.shape[0], batch_size)
-    if progress:
-        from tqdm import tqdm
 
-        starts = tqdm(starts, desc="batches", leave=False)
-    try:
-        for start in starts:
-            x = torch.from_numpy(flat[start:start + batch_size]).to(device)
-            x = x.permute(0, 3, 1, 2).float().div_(255.0)
-            x = (x - mean) / std
-            captured.clear()
-            model(x)
-            for name in layers:
-                chunks[name].append(captured[name])
-    finally:
-        for h in handles:
-            h.remove()
-    out = {}
-    for name in layers:
-        acts = torch.cat(chunks[name]).reshape(n_videos, n_frames, -1).mean(dim=1)
-        out[name] = acts.numpy().astype(np.float32)
-    return out
+def options_dict(options: ExtractOptions) -> dict:
+    """The options that change features (for provenance)."""
+    d = asdict(options)
+    d.pop("progress")
+    return d

@@ -33,6 +33,7 @@ __all__ = [
     "read_video_frames",
     "resize_center_crop",
     "sample_indices",
+    "sample_indices_fps",
 ]
 
 
@@ -65,6 +66,37 @@ def sample_indices(total: int, n_frames: int) -> np.ndarray:
     if n_frames < 1:
         raise ValueError(f"n_frames must be >= 1, got {n_frames}")
     return np.linspace(0, total - 1, n_frames).round().astype(np.int64)
+
+
+def sample_indices_fps(times: Sequence[float], n_frames: int, fps: float) -> np.ndarray:
+    """Indices of the frames shown at times 0, 1/fps, …, (n_frames - 1)/fps.
+
+    Parameters
+    ----------
+    times : sequence of float, shape (total,)
+        Presentation time of each decoded frame in seconds from the first frame (increasing).
+    n_frames : int
+        Number of frames to take (>= 1).
+    fps : float
+        Sampling rate in frames per second (> 0).
+
+    Returns
+    -------
+    numpy.ndarray, shape (n_frames,), dtype int64
+        For each target time the last frame shown at or before it (a frame is on screen from its
+        timestamp until the next one); past the end of the video the last frame repeats.
+    """
+    if not fps > 0:
+        raise ValueError(f"fps must be positive, got {fps}")
+    if n_frames < 1:
+        raise ValueError(f"n_frames must be >= 1, got {n_frames}")
+    t = np.asarray(times, dtype=np.float64)
+    if t.size < 1:
+        raise ValueError("need at least one frame time")
+    targets = np.arange(int(n_frames)) / float(fps)
+    # tolerance of a microsecond: 1/fps is rarely exact in a stream's time base
+    idx = np.searchsorted(t, targets + 1e-6, side="right") - 1
+    return np.clip(idx, 0, t.size - 1).astype(np.int64)
 
 
 def resize_center_crop(frame: np.ndarray, size: int) -> np.ndarray:
@@ -133,8 +165,23 @@ def _decode_all(path: Path, max_seconds: float | None) -> list[av.VideoFrame]:
     return frames
 
 
+def _frame_times(path: Path, frames: list[av.VideoFrame]) -> np.ndarray:
+    """Seconds from the first frame; the nominal rate where timestamps are missing."""
+    if all(f.time is not None for f in frames):
+        t = np.array([f.time for f in frames], dtype=np.float64)
+        return t - t[0]
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        rate = float(stream.average_rate or stream.guessed_rate or 0) or None
+    if rate is None:
+        raise VideoDecodeError(f"video file {str(path)!r} has neither frame timestamps nor a "
+                               "frame rate: expected one of them to sample at a given fps")
+    return np.arange(len(frames)) / rate
+
+
 def read_video_frames(
-    path: str | os.PathLike[str], n_frames: int, size: int, max_seconds: float | None = None
+    path: str | os.PathLike[str], n_frames: int, size: int, max_seconds: float | None = None,
+    fps: float | None = None,
 ) -> np.ndarray:
     """Decode a video and return ``n_frames`` uniformly sampled, square RGB frames.
 
@@ -151,6 +198,9 @@ def read_video_frames(
     max_seconds : float, optional
         If given, only frames whose presentation time, measured from the first frame, is
         ``< max_seconds`` are used.
+    fps : float, optional
+        If given, the frames shown at times 0, 1/fps, … (see :func:`sample_indices_fps`) are
+        taken instead of frames spread over the whole clip.
 
     Returns
     -------
@@ -182,7 +232,11 @@ def read_video_frames(
                                f"least 1 decodable frame, found 0")
     out = np.empty((n_frames, size, size, 3), dtype=np.uint8)
     cache: dict[int, np.ndarray] = {}
-    for j, idx in enumerate(sample_indices(len(frames), n_frames)):
+    if fps is None:
+        indices = sample_indices(len(frames), n_frames)
+    else:
+        indices = sample_indices_fps(_frame_times(path, frames), n_frames, fps)
+    for j, idx in enumerate(indices):
         idx = int(idx)
         if idx not in cache:
             cache[idx] = resize_center_crop(frames[idx].to_ndarray(format="rgb24"), size)
@@ -192,7 +246,7 @@ def read_video_frames(
 
 def read_frame_set(
     paths: Sequence[str | os.PathLike[str]], n_frames: int, size: int, progress: bool = False,
-    max_seconds: float | None = None,
+    max_seconds: float | None = None, fps: float | None = None,
 ) -> np.ndarray:
     """Decode several videos with :func:`read_video_frames`.
 
@@ -200,7 +254,7 @@ def read_frame_set(
     ----------
     paths : sequence of str or os.PathLike
         Video files, in the order of the output.
-    n_frames, size, max_seconds
+    n_frames, size, max_seconds, fps
         As in :func:`read_video_frames`.
     progress : bool, default False
         Print ``[i/n] path`` lines to standard error.
@@ -214,5 +268,5 @@ def read_frame_set(
     for i, p in enumerate(paths):
         if progress:
             print(f"[{i + 1}/{len(paths)}] {p}", file=sys.stderr, flush=True)
-        out[i] = read_video_frames(p, n_frames, size, max_seconds=max_seconds)
+        out[i] = read_video_frames(p, n_frames, size, max_seconds=max_seconds, fps=fps)
     return out
