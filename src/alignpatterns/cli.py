@@ -31,7 +31,7 @@ def _check_data(args) -> int:
     from alignpatterns import pipeline
     from alignpatterns.config import resolve_config
 
-    cfg = resolve_config(_validated_config(args.config))
+    cfg = resolve_config(_validated_config(args.config), counts=False)
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp())
     table = pipeline.check_data(cfg, str(out / "check_data.parquet"), str(out / "dataset.json"))
     with_missing = table[table["missing"]]

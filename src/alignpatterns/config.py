@@ -128,8 +128,12 @@ def roi_set(name: str, repo: Path = DEFAULT_REPO) -> dict:
     return yaml.safe_load(path.read_text())
 
 
-def resolve_config(config: dict, repo: Path = DEFAULT_REPO) -> dict:
+def resolve_config(config: dict, repo: Path = DEFAULT_REPO, counts: bool = True) -> dict:
     """Return a copy of ``config`` with resolved ``subjects``, ``rois`` and ``models``.
+
+    With ``counts`` (the workflow) the subject, ROI and fold counts APA needs are checked too
+    (:func:`check_counts`); ``alignpatterns check-data`` checks the data alone and leaves them
+    out, so that it can inspect any subset of a dataset.
 
     - ``subjects: all`` → ``01..K`` for a synthesized dataset, else the subjects on disk;
     - ``rois`` as a ROI-set name → its names (the first R for a synthesized dataset with R ROIs);
@@ -181,7 +185,8 @@ def resolve_config(config: dict, repo: Path = DEFAULT_REPO) -> dict:
                                   f"dataset (its ROIs: {known}){_did_you_mean(roi, known)}")
     if len(set(cfg["rois"])) != len(cfg["rois"]):
         raise ConfigError(f"config key rois: ROI names must be unique; found {cfg['rois']}")
-    check_counts(cfg)
+    if counts:
+        check_counts(cfg)
     registry = load_registry(repo / "resources" / "models.yaml")
     models = []
     for i, m in enumerate(cfg["models"]):

@@ -93,7 +93,8 @@ def check_data(cfg: dict, table_path: str, info_path: str) -> pd.DataFrame:
                             "subjects)", sd.subject, sd.nan_stimuli)
         subjects = [_prepare(cfg, layout, s, nan_stimuli) for s in cfg["subjects"]]
     check_stimulus_ids(subjects, layout)
-    check_videos(layout, subjects[0].train_ids + subjects[0].test_ids)
+    check_videos(layout, subjects[0].train_ids + subjects[0].test_ids,
+                 cfg["dataset"].get("video_fallback"))
     rows = [row for sd in subjects for row in sd.summary]
     table = pd.DataFrame(rows)
     for roi, g in table.groupby("roi"):
@@ -168,7 +169,16 @@ def frames(cfg: dict, info_path: str, out: str, policy: dict | None = None,
 
     info = json.loads(Path(info_path).read_text())
     ids = info["train_ids"] + info["test_ids"]
-    paths = [_layout(cfg).video_path(sid) for sid in ids]
+    from alignpatterns.data.stimuli import stimulus_file
+
+    layout = _layout(cfg)
+    fallback = cfg["dataset"].get("video_fallback")
+    paths = [stimulus_file(layout, sid, fallback) for sid in ids]
+    stills = [sid for sid, p in zip(ids, paths, strict=True) if p.suffix.lower() != ".mp4"]
+    if stills:
+        log.warning("%d of %d stimuli have no video: their frames_middle still stands in for "
+                    "every frame (%s%s)", len(stills), len(ids), ", ".join(stills[:5]),
+                    ", …" if len(stills) > 5 else "")
     pol = FramePolicy(**policy) if policy else frame_policy(None, cfg["features"])
     write_frame_cache(paths, ids, info["n_train"], pol, out, workers=threads)
 

@@ -179,6 +179,32 @@ def _frame_times(path: Path, frames: list[av.VideoFrame]) -> np.ndarray:
     return np.arange(len(frames)) / rate
 
 
+def read_still_frames(path: str | os.PathLike[str], n_frames: int, size: int) -> np.ndarray:
+    """A still image (e.g. BMD ``frames_middle`` JPEG) as ``n_frames`` identical frames.
+
+    Returns
+    -------
+    numpy.ndarray, shape (n_frames, size, size, 3), dtype uint8
+        The RGB image, short side resized to ``size`` and centre-cropped as a video frame.
+
+    Raises
+    ------
+    VideoDecodeError
+        If the file is missing or not a readable image.
+    """
+    from PIL import UnidentifiedImageError
+
+    path = Path(path)
+    try:
+        with Image.open(path) as im:
+            rgb = np.asarray(im.convert("RGB"))
+    except (OSError, UnidentifiedImageError) as err:
+        raise VideoDecodeError(f"still image {str(path)!r}: expected a readable image, found "
+                               f"{type(err).__name__}: {err}") from None
+    frame = resize_center_crop(rgb, int(size))
+    return np.repeat(frame[None], int(n_frames), axis=0)
+
+
 def read_video_frames(
     path: str | os.PathLike[str], n_frames: int, size: int, max_seconds: float | None = None,
     fps: float | None = None,

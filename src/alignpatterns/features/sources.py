@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from alignpatterns.features.frames import read_video_frames
+from alignpatterns.features.frames import read_still_frames, read_video_frames
 from alignpatterns.features.registry import FramePolicy
 
 
@@ -68,6 +68,8 @@ class DecodedFrames:
 
     def _decode(self, path: Path) -> np.ndarray:
         p = self.policy
+        if path.suffix.lower() in (".jpg", ".jpeg", ".png"):  # a frames_middle still
+            return read_still_frames(path, p.n_frames, p.size)
         return read_video_frames(path, p.n_frames, p.size, max_seconds=p.max_seconds, fps=p.fps)
 
     def __iter__(self) -> Iterator[tuple[int, np.ndarray]]:
