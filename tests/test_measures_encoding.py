@@ -122,3 +122,55 @@ def test_errors(data):
         lp_predict(Xtr, Ytr[:, 0], Xte, ALPHAS)
     with pytest.raises(ValueError, match="partition"):
         lp_oof_predict(Xtr, Ytr, ALPHAS, outer_cv=[(np.arange(40, 80), np.arange(40))])
+
+
+def test_model_brain_uses_reduced_features_for_lp_only(tmp_path):
+    """With ``features.reduction`` the feature file holds ``lp/...`` copies: linear
+    predictivity reads them, RSA and CKA the unreduced layers (SPEC.md §1)."""
+    import json
+
+    from alignpatterns import io, pipeline
+    from alignpatterns.data.bmd import ROIData, SubjectData
+    from alignpatterns.data.prepared import save_subject
+    from alignpatterns.patterns.alignment import LPOptions, model_brain_scores
+
+    rng = np.random.default_rng(0)
+    n_tr, n_te, v = 30, 12, 8
+    rois = {}
+    for name in ("A", "B", "C"):
+        tr = rng.standard_normal((n_tr, 3, v))
+        te = rng.standard_normal((n_te, 4, v))
+        rois[name] = ROIData(np.arange(v), tr, te, tr.mean(1), te.mean(1), np.ones(v),
+                             np.ones(v), 4.0)
+    sd = SubjectData("01", [f"vid{i:04d}" for i in range(1, n_tr + 1)],
+                     [f"vid{i:04d}" for i in range(n_tr + 1, n_tr + n_te + 1)], rois)
+    save_subject(sd, tmp_path / "sub-01.npz")
+    Z = rng.standard_normal((n_tr + n_te, 40))
+    R = Z @ rng.standard_normal((40, 6))  # a different (reduced) representation
+    io.save_arrays(tmp_path / "m.npz", {"layer/00/L": Z.astype(np.float32),
+                                        "lp/00/L": R.astype(np.float32),
+                                        "ids": np.array(sd.train_ids + sd.test_ids),
+                                        "n_train": np.array(n_tr)})
+    (tmp_path / "info.json").write_text(json.dumps({"lp_n_components": None}))
+    cfg = {"seed": 1, "rois": ["A", "B", "C"], "apa": {"n_permutations": 3},
+           "measures": ["cka-linear-debiased", "lp-ridge-pearson"],
+           "lp": {"alphas": [1.0, 10.0], "inner_folds": 3, "outer_folds": 3},
+           "models": [{"name": "m", "weights": "random"}]}
+    pipeline.model_brain(cfg, "m", str(tmp_path / "m.npz"), str(tmp_path / "sub-01.npz"),
+                         str(tmp_path / "info.json"), str(tmp_path / "mb.parquet"),
+                         str(tmp_path / "null.npz"))
+    got = io.read_table(tmp_path / "mb.parquet").set_index(["measure", "roi", "split"])["score"]
+    opts = LPOptions(alphas=(1.0, 10.0), inner_cv=3, outer_cv=3, n_components=None)
+    f32 = {k: (x.astype(np.float32).astype(np.float64)[:n_tr],
+               x.astype(np.float32).astype(np.float64)[n_tr:]) for k, x in (("L", Z),)}
+    r32 = {"L": (R.astype(np.float32).astype(np.float64)[:n_tr],
+                 R.astype(np.float32).astype(np.float64)[n_tr:])}
+    for measure, feats in (("cka-linear-debiased", f32), ("lp-ridge-pearson", r32)):
+        rows, _ = model_brain_scores(feats, sd, ["A", "B", "C"], [measure], opts)
+        for row in rows:
+            assert got[measure, row["roi"], row["split"]] == pytest.approx(row["score"],
+                                                                           abs=1e-12)
+    # and the LP scores are not those of the unreduced layer
+    rows, _ = model_brain_scores(f32, sd, ["A", "B", "C"], ["lp-ridge-pearson"], opts)
+    assert any(abs(got["lp-ridge-pearson", r["roi"], r["split"]] - r["score"]) > 1e-6
+               for r in rows)

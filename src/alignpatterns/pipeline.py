@@ -221,11 +221,16 @@ def extract(cfg: dict, model: str, frames_path: str, out: str, threads: int = 1)
         raise ValueError(f"{DEFAULT_REGISTRY}: model {model!r} ({spec.arch}): {err}") from None
 
 
-def load_features(path: str) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], list[str]]:
-    """Features per layer split into (train, test), in layer order, and the stimulus ids."""
+def load_features(path: str, kind: str = "layer"
+                  ) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], list[str]]:
+    """Features per layer split into (train, test), in layer order, and the stimulus ids.
+
+    ``kind="lp"`` reads the reduced copies written with ``features.reduction`` (fitted on the
+    train stimuli; empty when the file has none).
+    """
     a = io.load_arrays(path)
     n_train = int(a["n_train"])
-    layers = sorted(k for k in a if k.startswith("layer/"))
+    layers = sorted(k for k in a if k.startswith(f"{kind}/"))
     out = {}
     for k in layers:
         name = k.split("/", 2)[2]
@@ -265,8 +270,23 @@ def model_brain(cfg: dict, model: str, features_path: str, subject_path: str, in
     n_draws = int(cfg["apa"]["n_permutations"])
     perms = {m: stimulus_permutations(cfg["seed"], m, model, n_draws, n_test)
              for m in cfg["measures"]}
-    rows, nulls = model_brain_scores(feats, sd, cfg["rois"], cfg["measures"],
-                                     _lp_options(cfg, info_path), perms)
+    lp_opts = _lp_options(cfg, info_path)
+    reduced = load_features(features_path, "lp")[0] if "lp-ridge-pearson" in perms else {}
+    if reduced:
+        # features.reduction: linear predictivity reads the reduced copies, RSA and CKA the
+        # unreduced features (SPEC.md §1); layer order and names are the same
+        if list(reduced) != list(feats):
+            raise ValueError(f"{features_path}: reduced layers {list(reduced)} differ from the "
+                             f"layers {list(feats)}")
+        others = [m for m in cfg["measures"] if m != "lp-ridge-pearson"]
+        rows, nulls = model_brain_scores(feats, sd, cfg["rois"], others, lp_opts,
+                                         {m: perms[m] for m in others})
+        lp_rows, lp_nulls = model_brain_scores(reduced, sd, cfg["rois"], ["lp-ridge-pearson"],
+                                               lp_opts, {"lp-ridge-pearson":
+                                                         perms["lp-ridge-pearson"]})
+        rows, nulls = rows + lp_rows, {**nulls, **lp_nulls}
+    else:
+        rows, nulls = model_brain_scores(feats, sd, cfg["rois"], cfg["measures"], lp_opts, perms)
     df = pd.DataFrame(rows)
     df.insert(1, "model", model)
     df.insert(2, "weights", model_entry(cfg, model)["weights"])
