@@ -188,6 +188,38 @@ def test_pretrained_offline_and_not_cached_says_how_to_fetch(tmp_path, monkeypat
     assert "checkpoint path" in msg
 
 
+def test_unknown_timm_architecture_names_the_model_and_suggests():
+    spec = dataclasses.replace(REG["resnet18"], name="typo", arch="resnet81")
+    with pytest.raises(ValueError, match=r"model 'typo': 'resnet81' is not a timm architecture"
+                       r".*did you mean .*resnet18"):
+        build_model(spec, "random", 1)
+
+
+def test_out_of_memory_names_the_layer_and_the_batch():
+    from alignpatterns.features import extract as E
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Conv2d(3, 4, 3)
+            self.b = nn.Conv2d(4, 4, 3)
+
+        def forward(self, x):
+            h = self.a(x)
+            if h.shape[0] > 1:  # a batch that does not fit
+                raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 9.00 GiB")
+            return self.b(h)
+
+    frames = [(i, np.zeros((2, 8, 8, 3), dtype=np.uint8)) for i in range(2)]
+    with pytest.raises(MemoryError) as err:
+        E.run(Net().eval(), frames, ["a", "b"], lambda *_: None,
+              ExtractOptions(pool_grid=1, batch_size=4), (0.5,) * 3, (0.5,) * 3)
+    msg = str(err.value)
+    assert "while computing layer 'b' (after 1 of 2 read layers)" in msg
+    assert "input batch (4, 3, 8, 8)" in msg and "features.batch_size" in msg
+    assert "Tried to allocate 9.00 GiB" in msg
+
+
 def test_random_weights_are_seeded():
     spec = REG["mobilenetv3_small_100"]
     h = [weights_hash(build_model(spec, "random", s)) for s in (1, 1, 2)]

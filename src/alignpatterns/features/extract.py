@@ -139,6 +139,19 @@ class _Reader:
             h.remove()
 
 
+def _oom_message(model, layers, x, captured, err) -> str:
+    """Which layer the forward pass ran out of memory at, and how big the batch's tensors are."""
+    done = [n for n in layers if n in captured]
+    at = next((n for n in layers if n not in captured), None)
+    mb = x.element_size() * x.nelement() / 2**20
+    where = (f"while computing layer {at!r} (after {len(done)} of {len(layers)} read layers)"
+             if at is not None else "after the last read layer")
+    sizes = ", ".join(f"{n}: {tuple(captured[n].shape)}" for n in done[-3:])
+    return (f"{type(model).__name__}: out of memory {where}; input batch {tuple(x.shape)} "
+            f"({mb:.0f} MiB){'; pooled so far ' + sizes if sizes else ''}. Lower "
+            f"features.batch_size (or use 'auto'), features.size or the layers read ({err})")
+
+
 def _batches(source: Iterable[tuple[int, np.ndarray]], batch_size: int, clip: bool):
     """Yield (uint8 batch, owners): owners[k] is the stimulus of batch row k; the last item of a
     stimulus is marked by yielding ``done`` stimulus indices with the batch."""
@@ -207,8 +220,11 @@ def run(model: torch.nn.Module, source, layers: Sequence[str], sink: Callable[[i
                 x = x.permute(0, 3, 1, 2).float().div_(255.0)
             x = (x - mean_t) / std_t
             reader.captured.clear()
-            with autocast:
-                model(x)
+            try:
+                with autocast:
+                    model(x)
+            except (MemoryError, torch.OutOfMemoryError) as err:
+                raise MemoryError(_oom_message(model, layers, x, reader.captured, err)) from None
             start = 0
             for k, owner in enumerate(owners):
                 if owner >= 0:

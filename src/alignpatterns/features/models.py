@@ -29,6 +29,14 @@ def _factory(spec: ModelSpec):
     if spec.source == "timm":
         import timm
 
+        if not timm.is_model(spec.arch):
+            import difflib
+
+            close = difflib.get_close_matches(spec.arch, timm.list_models(), n=3, cutoff=0.6)
+            hint = f"; did you mean {close}?" if close else ""
+            raise ValueError(f"model {spec.name!r}: {spec.arch!r} is not a timm architecture "
+                             f"(timm {timm.__version__}; `timm.list_models('*pattern*')` lists "
+                             f"them){hint}")
         return lambda **kw: timm.create_model(spec.arch, pretrained=False, **kw)
     if spec.source == "torchvision":
         import torchvision
