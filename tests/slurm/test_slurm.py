@@ -55,6 +55,7 @@ def _cluster_profile(path: Path) -> Path:
         "slurm-status-command": "squeue",
         "slurm-no-account": True,
         "slurm-init-seconds-before-status-checks": 1,
+        "seconds-between-status-checks": 2,  # a one-node test cluster: poll often
         "default-resources": {"slurm_partition": "debug"},
     }))
     return path

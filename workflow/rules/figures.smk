@@ -65,6 +65,8 @@ rule figure_layers:
         "results/logs/figures/layers_{measure}.log",
     benchmark:
         "results/benchmarks/figures/layers_{measure}.tsv"
+    group:
+        "figures"
     threads: 1
     resources:
         mem_mb=mem_mb("figure_layers"),
@@ -167,6 +169,8 @@ rule figure_profiles:
         "results/logs/figures/profiles_{measure}.log",
     benchmark:
         "results/benchmarks/figures/profiles_{measure}.tsv"
+    group:
+        "figures"
     threads: 1
     resources:
         mem_mb=mem_mb("figure_profiles"),
@@ -199,6 +203,8 @@ rule figure_score_vs_aps:
         "results/logs/figures/score_vs_aps_{measure}.log",
     benchmark:
         "results/benchmarks/figures/score_vs_aps_{measure}.tsv"
+    group:
+        "figures"
     threads: 1
     resources:
         mem_mb=mem_mb("figure_score_vs_aps"),
@@ -230,6 +236,8 @@ rule figure_confusion:
         "results/logs/figures/confusion_{measure}.log",
     benchmark:
         "results/benchmarks/figures/confusion_{measure}.tsv"
+    group:
+        "figures"
     threads: 1
     resources:
         mem_mb=mem_mb("figure_confusion"),
@@ -261,6 +269,8 @@ rule figure_roi_map:
         "results/logs/figures/roi_map_{measure}.log",
     benchmark:
         "results/benchmarks/figures/roi_map_{measure}.tsv"
+    group:
+        "figures"
     threads: 1
     resources:
         mem_mb=mem_mb("figure_roi_map"),
@@ -292,6 +302,8 @@ rule figure_trained_vs_untrained:
         "results/logs/figures/trained_vs_untrained.log",
     benchmark:
         "results/benchmarks/figures/trained_vs_untrained.tsv"
+    group:
+        "figures"
     threads: 1
     resources:
         mem_mb=mem_mb("figure_trained_vs_untrained"),
@@ -318,6 +330,8 @@ rule run_info:
         "results/logs/figures/run_info.log",
     benchmark:
         "results/benchmarks/figures/run_info.tsv"
+    group:
+        "figures"
     threads: 1
     resources:
         mem_mb=mem_mb("run_info"),
