@@ -8,7 +8,7 @@ CORES ?= 2
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: run test lint clean-results help
+.PHONY: run test test-slurm lint clean-results help
 
 help:
 	@echo "make run    run the workflow on the embedded default (results/)"
@@ -31,7 +31,12 @@ run: $(STAMP)
 
 test: $(TEST_STAMP)
 	$(BIN)/ruff check src tests workflow benchmarks
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -m "not slurm"
+
+# The tiny workflow through a real local SLURM (tests/slurm/; ~12 min: every job is an sbatch
+# with its own Snakemake). CI runs it after `make test` (.ci/run starts SLURM first).
+test-slurm: $(TEST_STAMP)
+	$(BIN)/python -m pytest -q -m slurm tests/slurm
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check src tests workflow benchmarks
