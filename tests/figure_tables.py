@@ -34,7 +34,7 @@ def model_brain_summary(rois=ROIS, models=MODELS, measures=MEASURES, seed=0) -> 
     rng = np.random.default_rng(seed)
     rows = []
     for measure in measures:
-        for k, (model, weights) in enumerate(models):
+        for model, weights in models:
             for j, roi in enumerate(rois):
                 s = float(rng.uniform(0.05, 0.4))
                 ceil = (np.nan if measure.startswith("cka") or roi == rois[-1]
@@ -44,9 +44,17 @@ def model_brain_summary(rois=ROIS, models=MODELS, measures=MEASURES, seed=0) -> 
                 rows.append(dict(
                     measure=measure, model=model, weights=weights, roi=roi,
                     layer=f"layer{j % N_LAYERS}", layer_index=j % N_LAYERS, score_mean=s,
-                    ci_low=s - 0.05, ci_high=s + 0.05, ceiling_mean=ceil, normalized=s / ceil,
-                    distinguishable_from_best=pd.NA if np.isnan(s) else bool(k == len(models) - 1)))
-    return as_table(rows, "model_brain_summary")
+                    ci_low=s - 0.05, ci_high=s + 0.05, ceiling_mean=ceil, normalized=s / ceil))
+    df = pd.DataFrame(rows)
+    # the paper's rule, as summarize_model_brain applies it: mean below the best's lower bound
+    best_low = df.loc[df.groupby(["measure", "roi"])["score_mean"].idxmax().dropna(),
+                      ["measure", "roi", "ci_low"]].rename(columns={"ci_low": "best_low"})
+    df = df.merge(best_low, on=["measure", "roi"], how="left")
+    df["distinguishable_from_best"] = pd.array(
+        [pd.NA if np.isnan(m) else bool(m < b) for m, b in zip(df.score_mean, df.best_low,
+                                                                strict=True)],
+        dtype="boolean")
+    return as_table(df.drop(columns="best_low").to_dict("records"), "model_brain_summary")
 
 
 def brain_brain(rois=ROIS, subjects=SUBJECTS, measures=MEASURES, seed=1) -> pd.DataFrame:
