@@ -150,3 +150,10 @@ def test_permutations_are_reproducible_per_candidate():
     b = wm.whole_model_rows(feats, ms, bb, SUBJECTS, ROIS6, "cka-linear-debiased", LPOptions(),
                             ["pearson"], 199, seed=7)
     assert a.equals(b)
+
+
+def test_features_missing_an_assigned_layer_name_it():
+    feats = _features(np.random.default_rng(9), n_layers=2)
+    with pytest.raises(ValueError, match=r"features lack the layers \['L3'\]"):
+        wm.model_roi_matrix(feats, ["L0", "L1", "L2", "L3"], [0, 3], "cka-linear-debiased",
+                            LPOptions())

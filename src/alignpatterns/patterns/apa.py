@@ -189,11 +189,8 @@ def _references(A: np.ndarray, members: Sequence[int]) -> dict[tuple[int, int], 
 
 
 def _select_layer(ms: ModelScores, members: Sequence[int], s: int, r: int) -> int:
-    others = [m for m in members if m != s]
-    mean = np.nanmean(ms.train[:, others, r], axis=1)
-    if np.all(np.isnan(mean)):
-        return -1
-    return int(np.nanargmax(mean))
+    """ℓ*(m, r, s) of one ROI (see :func:`_select_layers`)."""
+    return int(_select_layers(ms, members, s)[r])
 
 
 @dataclass

@@ -21,7 +21,7 @@ import pandas as pd
 
 from alignpatterns.measures.stats import permutation_p_value
 from alignpatterns.patterns.alignment import LPOptions, _scores_and_null, model_representation
-from alignpatterns.patterns.apa import ModelScores, _corr, brain_tensor
+from alignpatterns.patterns.apa import ModelScores, _corr, _rowwise_corr, brain_tensor
 from alignpatterns.patterns.streams import stream
 
 __all__ = ["group_layers", "model_roi_matrix", "brain_roi_matrix", "mantel",
@@ -74,6 +74,10 @@ def model_roi_matrix(features: Mapping[str, tuple[np.ndarray, np.ndarray]],
         Each distinct layer pair is computed once.
     """
     distinct = sorted({int(i) for i in assigned if i >= 0})
+    missing = [layers[i] for i in distinct if layers[i] not in features]
+    if missing:
+        raise ValueError(f"features lack the layers {missing} that the model_brain table "
+                         f"assigns to ROIs (available: {list(features)}); rerun extract")
     reps = {i: model_representation(*features[layers[i]], measure) for i in distinct}
     pair = {}
     for i in distinct:
@@ -112,19 +116,6 @@ def brain_roi_matrix(A: np.ndarray, exclude: Sequence[int] = ()) -> np.ndarray:
         return np.nanmean(pairs, axis=0)
 
 
-def _rowwise(P: np.ndarray, y: np.ndarray, match: str) -> np.ndarray:
-    """Correlation of each row of P (n, k) with y (k,)."""
-    if match == "spearman":
-        from scipy.stats import rankdata
-
-        P = rankdata(P, axis=1)
-        y = rankdata(y)
-    Pc = P - P.mean(axis=1, keepdims=True)
-    yc = y - y.mean()
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return (Pc @ yc) / (np.linalg.norm(Pc, axis=1) * np.linalg.norm(yc))
-
-
 def mantel(M: np.ndarray, B: np.ndarray, mask: np.ndarray, perms: np.ndarray,
            match: str = "pearson") -> tuple[float, float, np.ndarray]:
     """Mantel-type test of the match between a model and a brain ROI × ROI matrix.
@@ -152,14 +143,14 @@ def mantel(M: np.ndarray, B: np.ndarray, mask: np.ndarray, perms: np.ndarray,
         return np.nan, np.nan, np.full(len(perms), np.nan)
     x = M[mask]
     # r by the same arithmetic as the null, so that the identity permutation ties exactly
-    r = float(_rowwise(B[mask][None], x, match)[0]) if np.std(x) > 0 else np.nan
+    r = float(_rowwise_corr(B[mask][None], x, match)[0]) if np.std(x) > 0 else np.nan
     if not np.isfinite(r) or len(perms) == 0:
         return float(r), np.nan, np.full(len(perms), np.nan)
     Bp = B[perms[:, :, None], perms[:, None, :]]  # (n_draws, R, R)
     P = Bp[:, mask]
     ok = np.all(np.isfinite(P), axis=1)
     null = np.full(len(perms), np.nan)
-    null[ok] = _rowwise(P[ok], x, match)
+    null[ok] = _rowwise_corr(P[ok], x, match)
     return float(r), float(permutation_p_value(r, null)), null
 
 
