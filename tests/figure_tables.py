@@ -126,8 +126,9 @@ def apa_summary(rois=ROIS, models=MODELS, measures=MEASURES, variants=("full", "
                     passes = (pd.NA if not with_verdict or cand == "brain"
                               else bool(cand == models[0][0] and roi in rois[:2]))
                     rows.append(dict(
-                        measure=measure, variant=variant, match="pearson", candidate=cand,
-                        weights=weights, roi=roi, layer=None if cand == "brain" else "layer1",
+                        measure=measure, variant=variant, match="pearson", selection="score",
+                        candidate=cand, weights=weights, roi=roi,
+                        layer=None if cand == "brain" else "layer1",
                         n_subjects=4, n_entries=len(rois) - 1, ci_method="jackknife-t",
                         aps_mean=aps, aps_ci_low=aps - 0.1, aps_ci_high=aps + 0.1,
                         brain_aps_mean=0.6, delta=aps - 0.6, delta_ci_low=aps - 0.75,

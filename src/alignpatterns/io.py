@@ -58,7 +58,8 @@ TABLE_SCHEMAS: dict[str, dict[str, str]] = {
         "n_entries": "int64", "aps": "float64",
     },
     "apa_summary": {
-        "measure": "string", "variant": "string", "match": "string", "candidate": "string",
+        "measure": "string", "variant": "string", "match": "string", "selection": "string",
+        "candidate": "string",
         "weights": "string", "roi": "string", "layer": "string", "n_subjects": "int64",
         "n_entries": "int64", "ci_method": "string", "aps_mean": "float64", "aps_ci_low": "float64",
         "aps_ci_high": "float64", "brain_aps_mean": "float64", "delta": "float64",
@@ -102,7 +103,7 @@ TABLE_KEYS: dict[str, list[str]] = {
     "ceilings": ["measure", "split", "kind", "subject", "roi"],
     "apa": ["measure", "variant", "match", "selection", "candidate", "weights", "roi", "subject",
             "stand_in_subject"],
-    "apa_summary": ["measure", "variant", "match", "candidate", "weights", "roi"],
+    "apa_summary": ["measure", "variant", "match", "selection", "candidate", "weights", "roi"],
     "apa_nulls": ["measure", "variant", "match", "null", "roi"],
     "apa_confusion": ["measure", "variant", "match", "candidate", "weights", "roi",
                       "identified_roi"],

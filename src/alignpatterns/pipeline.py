@@ -357,7 +357,8 @@ def apa(cfg: dict, measure: str, mb_path: str, bb_path: str, ceilings_path: str,
                             cfg["subjects"], cfg["rois"], measure, variants=a["variants"],
                             matches=a["match"], margin=a["margin"], ceilings=ceilings,
                             min_ceiling=a["min_ceiling"],
-                            nulls=load_nulls(null_paths, measure, cfg["subjects"]))
+                            nulls=load_nulls(null_paths, measure, cfg["subjects"]),
+                            selections=a.get("selection", ["score"]))
     generic = generic_null_rows(bb, cfg["subjects"], cfg["rois"], measure,
                                 variants=a["variants"], matches=a["match"], ceilings=ceilings,
                                 min_ceiling=a["min_ceiling"])

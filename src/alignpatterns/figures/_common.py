@@ -246,12 +246,19 @@ def finalize(fig: Figure) -> Figure:
 def select(df: pd.DataFrame, table: str, **equal) -> pd.DataFrame:
     """Rows of ``df`` where every column in ``equal`` equals its value.
 
+    For the ``apa`` and ``apa_summary`` tables without a ``selection`` filter, only the primary
+    layer selection (``score``) is kept, so that each cell has one row.
+
     Raises
     ------
     ValueError
         If a column is missing, or if no row matches; the message lists the values present.
     """
     out = df
+    if (table in ("apa", "apa_summary") and "selection" not in equal
+            and "selection" in df.columns and (df["selection"] == "score").any()):
+        # figures show the primary layer selection (one row per cell); 'aps' is secondary
+        equal = {**equal, "selection": "score"}
     for col, value in equal.items():
         if col not in df.columns:
             raise ValueError(f"{table} table: expected a column {col!r}, found {list(df.columns)}")

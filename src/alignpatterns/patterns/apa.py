@@ -38,6 +38,7 @@ OFFDIAG_VARIANTS = ("offdiag", "normalized_offdiag", "residual")
 NORMALIZED_VARIANTS = ("normalized", "normalized_offdiag")
 CEILING_KIND = {"lp-ridge-pearson": "lp_ceiling"}  # other measures: split_half
 MATCHES = ("pearson", "spearman")
+SELECTIONS = ("score", "aps")
 BRAIN = "brain"
 MIN_SUBJECTS_BASELINE = 4
 MIN_SUBJECTS_VERDICT = 6
@@ -188,9 +189,11 @@ def _references(A: np.ndarray, members: Sequence[int]) -> dict[tuple[int, int], 
     return refs
 
 
-def _select_layer(ms: ModelScores, members: Sequence[int], s: int, r: int) -> int:
+def _select_layer(ms: ModelScores, members: Sequence[int], s: int, r: int,
+                  selection: str = "score", vd: _VariantData | None = None,
+                  match: str = "pearson") -> int:
     """ℓ*(m, r, s) of one ROI (see :func:`_select_layers`)."""
-    return int(_select_layers(ms, members, s)[r])
+    return int(_select_layers(ms, members, s, selection, vd, match)[r])
 
 
 @dataclass
@@ -213,6 +216,7 @@ class _VariantData:
     columns: np.ndarray              # (R,) bool
     ceil: np.ndarray                 # (S, R) target ceilings (NaN if unknown)
     scale: np.ndarray                # (S, R) divisor of column r′ for target s (1 if raw)
+    train: np.ndarray | None = None  # (S, S, R, R) train tensor, scaled as A (selection 'aps')
     cache: dict = field(default_factory=dict, repr=False)
 
     def entries(self, r: int) -> np.ndarray:
@@ -289,15 +293,119 @@ def _relerr_rows(P: np.ndarray, ref: np.ndarray, E: np.ndarray) -> np.ndarray:
         return np.where(den > 0, num / den, np.nan)
 
 
-def _select_layers(ms: ModelScores, members: Sequence[int], s: int) -> np.ndarray:
-    """ℓ*(m, r, s) for every ROI r at once (-1 where no layer has a train score)."""
+def _select_layers(ms: ModelScores, members: Sequence[int], s: int, selection: str = "score",
+                   vd: _VariantData | None = None, match: str = "pearson") -> np.ndarray:
+    """ℓ*(m, r, s) for every ROI r at once (-1 where no layer has a train score).
+
+    Only the subjects ``members`` other than ``s`` choose (leave-subject-out; a jackknife
+    resample passes its reduced member set, so selection is redone inside it).
+    ``selection="score"``: argmax_ℓ of the mean train score over those subjects.
+    ``selection="aps"``: argmax_ℓ of the train-split APS over those subjects
+    (:func:`_train_aps`; needs ``vd`` with its ``train`` tensor; depends on the variant and
+    ``match``).
+    """
     others = [m for m in members if m != s]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        mean = np.nanmean(ms.train[:, others, :], axis=1)  # (n_layers, n_rois)
+    if selection == "aps":
+        if vd is None or vd.train is None:
+            raise ValueError("selection 'aps' needs the train-split brain tensor")
+        key = ("aps-select", ms.name, ms.weights, match, tuple(others))
+        if key not in vd.cache:
+            vd.cache[key] = _train_aps(vd, ms, others, match)
+        mean = vd.cache[key]
+    elif selection == "score":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            mean = np.nanmean(ms.train[:, others, :], axis=1)  # (n_layers, n_rois)
+    else:
+        raise ValueError(f"unknown layer selection {selection!r}; expected one of {SELECTIONS}")
     missing = np.all(np.isnan(mean), axis=0)
     lay = np.where(np.isnan(mean), -np.inf, mean).argmax(axis=0)
     return np.where(missing, -1, lay)
+
+
+def _exclusion_references(A: np.ndarray) -> np.ndarray:
+    """ā^{−{t,u}} for every ordered (t, u), t ≠ u, of the subjects of ``A``: (n, n, R, R).
+
+    Pairs (a, b), a ≠ b, with a, b ∉ {t, u}, averaged over their finite cells; computed by
+    inclusion–exclusion of the pair sums (NaN on the diagonal t = u and where no pair has a
+    finite cell).
+    """
+    n = A.shape[0]
+    off = ~np.eye(n, dtype=bool)[:, :, None, None]
+    fin = np.isfinite(A) & off
+    X = np.where(fin, A, 0.0)
+    C = fin.astype(float)
+    out = []
+    for M in (X, C):
+        row, col, tot = M.sum(axis=1), M.sum(axis=0), M.sum(axis=(0, 1))
+        out.append(tot[None, None] - row[:, None] - col[:, None] - row[None, :] - col[None, :]
+                   + M + M.transpose(1, 0, 2, 3))
+    total, count = out
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ref = np.where(count > 0.5, total / np.maximum(count, 1.0), np.nan)
+    ref[~off[:, :, 0, 0]] = np.nan
+    return ref
+
+
+def _standardise(X: np.ndarray, W: np.ndarray) -> np.ndarray:
+    """Centre X over the entries W of the last axis and scale to unit norm (0 off W; NaN
+    for fewer than 3 entries or a constant vector, as :func:`_corr`)."""
+    n = W.sum(axis=-1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        Xc = np.where(W, X - np.where(W, X, 0.0).sum(axis=-1, keepdims=True) / n, 0.0)
+        norm = np.sqrt((Xc * Xc).sum(axis=-1, keepdims=True))
+        bad = (n < 3) | (_masked_ptp(X, W)[..., None] == 0)
+        return np.where(bad, np.nan, Xc / norm)
+
+
+def _train_aps(vd: _VariantData, ms: ModelScores, others: Sequence[int], match: str
+               ) -> np.ndarray:
+    """Train-split APS of every layer for every ROI, from the subjects ``others`` only.
+
+    APS^T(ℓ, r) = mean over targets t and stand-ins u ≠ t in ``others`` of
+    ρ(M^T_{ℓ,t}, ā^{T,−{t,u}}[r]) on the entries of r, where M^T_{ℓ,t}[r′] is layer ℓ's train
+    score against ROI r′ of subject t (out-of-fold for LP) and the reference averages the train
+    tensor over ordered pairs of ``others`` without t and u. Model profiles and tensor are
+    scaled as the variant's test ones. Means skip undefined (NaN) pairs.
+
+    Returns
+    -------
+    ndarray, shape (n_layers, n_rois)
+        NaN where no pair is defined (that layer is never selected).
+    """
+    if vd.variant == "residual":
+        raise ValueError("selection 'aps' is not available for the residual variant")
+    o = list(others)
+    if len(o) < 4:
+        raise ValueError(f"selection 'aps' needs ≥ 4 selecting subjects; found {len(o)}")
+    refs = _exclusion_references(vd.train[np.ix_(o, o)])           # (T, U, R, R)
+    T = len(o)
+    refs[np.arange(T), np.arange(T)] = 0.0  # t = u is no pair (dropped below)
+    X = ms.train[:, o, :].transpose(1, 0, 2) / vd.scale[o][:, None, :]  # (T, L, R)
+    E = vd.mask                                                      # (R, R)
+    L, R = X.shape[1:]
+    # W: entries of ROI r (E[r]) where both profile and reference are finite
+    Xb = np.broadcast_to(X[:, None, :, None, :], (T, 1, L, R, R))
+    Yb = refs[:, :, None, :, :]                                      # (T, U, 1, R, R)
+    if match == "spearman":
+        Xb = _masked_ranks(np.where(E, Xb, np.nan))
+        Yb = _masked_ranks(np.where(E, Yb, np.nan))
+    fx, fy = np.isfinite(Xb) & E, np.isfinite(Yb) & E
+    if fx.all(axis=(0, 1, 2))[E].all() and fy.all(axis=(0, 1, 2))[E].all():
+        # no missing cell: standardise once per factor, ρ is a dot product
+        rho = np.einsum("tzlrk,turk->tulr", _standardise(Xb, fx),
+                        _standardise(Yb, fy)[:, :, 0])
+    else:
+        rho = _masked_pearson(Xb, Yb, fx & fy)
+    rho[np.arange(T), np.arange(T)] = np.nan                          # t = u is no pair
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(rho, axis=(0, 1))
+
+
+def _masked_ranks(X: np.ndarray) -> np.ndarray:
+    """Average ranks along the last axis of the finite entries (NaN elsewhere)."""
+    return stats.rankdata(X, axis=-1, nan_policy="omit")
 
 
 def _pair_matrices(vd: _VariantData, refs, members, match, profiles, key):
@@ -361,9 +469,10 @@ def _brain_profiles(vd: _VariantData):
     return lambda s, s2: (vd.A[s2, s], none)
 
 
-def _model_profiles(vd: _VariantData, ms: ModelScores, members):
+def _model_profiles(vd: _VariantData, ms: ModelScores, members, selection: str = "score",
+                    match: str = "pearson"):
     """(s, s*) → the model's test profiles at its leave-subject-out layers ℓ*(m, r, s)."""
-    layers = {s: _select_layers(ms, members, s) for s in members}
+    layers = {s: _select_layers(ms, members, s, selection, vd, match) for s in members}
 
     def profiles(s, _s2):
         lay = layers[s]
@@ -377,21 +486,24 @@ def _brain_cell(vd: _VariantData, refs, members, r, match) -> _Cell:
     return _candidate_cells(vd, refs, members, match, _brain_profiles(vd), ("brain",))[r]
 
 
-def _model_cell(vd: _VariantData, refs, members, r, match, ms: ModelScores) -> _Cell:
-    return _candidate_cells(vd, refs, members, match, _model_profiles(vd, ms, members),
-                            ("model", ms.name, ms.weights))[r]
+def _model_cell(vd: _VariantData, refs, members, r, match, ms: ModelScores,
+                selection: str = "score") -> _Cell:
+    return _candidate_cells(vd, refs, members, match,
+                            _model_profiles(vd, ms, members, selection, match),
+                            ("model", ms.name, ms.weights, selection))[r]
 
 
-def _variant_data(variant: str, A: np.ndarray, ceil: np.ndarray, min_ceiling: float
-                  ) -> _VariantData:
+def _variant_data(variant: str, A: np.ndarray, ceil: np.ndarray, min_ceiling: float,
+                  train: np.ndarray | None = None) -> _VariantData:
     S, _, R, _ = A.shape
     if variant in NORMALIZED_VARIANTS:
         with np.errstate(invalid="ignore"):
             columns = np.all(ceil >= min_ceiling, axis=0)
         scale = np.where(columns[None, :], ceil, np.nan)
         An = A / scale[None, :, None, :]
-        return _VariantData(variant, An, columns, ceil, scale)
-    return _VariantData(variant, A, np.ones(R, dtype=bool), ceil, np.ones((S, R)))
+        Tn = None if train is None else train / scale[None, :, None, :]
+        return _VariantData(variant, An, columns, ceil, scale, Tn)
+    return _VariantData(variant, A, np.ones(R, dtype=bool), ceil, np.ones((S, R)), train)
 
 
 def _rowwise_corr(P: np.ndarray, y: np.ndarray, match: str) -> np.ndarray:
@@ -408,8 +520,8 @@ def _rowwise_corr(P: np.ndarray, y: np.ndarray, match: str) -> np.ndarray:
     return out
 
 
-def _null_aps(vd: _VariantData, refs, members, r, match, ms: ModelScores, N: np.ndarray
-              ) -> np.ndarray:
+def _null_aps(vd: _VariantData, refs, members, r, match, ms: ModelScores, N: np.ndarray,
+              selection: str = "score") -> np.ndarray:
     """APS_model(m, r) averaged over target subjects for every permutation draw.
 
     ``N`` (n_draws, n_layers, n_subjects, n_rois) holds the candidate's test scores with its
@@ -418,7 +530,7 @@ def _null_aps(vd: _VariantData, refs, members, r, match, ms: ModelScores, N: np.
     cols = vd.entries(r)
     per_target = []
     for s in members:
-        lay = _select_layer(ms, members, s, r)
+        lay = _select_layer(ms, members, s, r, selection, vd, match)
         if lay < 0:
             return np.full(N.shape[0], np.nan)
         prof = N[:, lay, s, :] / vd.scale[s]
@@ -469,11 +581,56 @@ def _prepared(bb: pd.DataFrame, subjects: list[str], rois: Sequence[str], measur
     return kept, A, ceil
 
 
+def _model_rows(base, vd, refs, loo_refs, members, loo_members, r, match, ms, selection,
+                subjects) -> list[dict]:
+    """Per (target, stand-in) ``apa`` rows of one candidate × ROI."""
+    full = _model_cell(vd, refs, members, r, match, ms, selection)
+    rows = []
+    for (s, s2), v in full.per_pair.items():
+        lay = full.layer[s]
+        rows.append({**base, "candidate": ms.name, "weights": ms.weights,
+                     "layer": ms.layers[lay] if lay >= 0 else pd.NA, "subject": subjects[s],
+                     "stand_in_subject": subjects[s2], "aps": v})
+    return rows
+
+
+def _model_summary(base, vd, refs, loo_refs, members, loo_members, r, match, ms, selection,
+                   brain_full, brain_loo, b_mean, N, margin, S) -> dict:
+    """The ``apa_summary`` row of one candidate × ROI under one layer selection."""
+    full = _model_cell(vd, refs, members, r, match, ms, selection)
+    loo = {j: _model_cell(vd, loo_refs[j], loo_members[j], r, match, ms, selection)
+           for j in members}
+    m_mean = float(np.mean(list(full.aps.values())))
+    m_loo = [float(np.mean(list(loo[j].aps.values()))) for j in members]
+    d_full = float(np.mean([full.aps[s] - brain_full.aps[s] for s in members]))
+    d_loo = [float(np.mean([loo[j].aps[s] - brain_loo[j].aps[s] for s in loo_members[j]]))
+             for j in members]
+    sp = float(np.mean(list(full.spec.values())))
+    sp_loo = [float(np.mean(list(loo[j].spec.values()))) for j in members]
+    lo, hi = _jackknife_ci(m_mean, m_loo)
+    dlo, dhi = _jackknife_ci(d_full, d_loo)
+    p_stim = (np.nan if N is None or N.shape[0] == 0 else
+              _p_value(m_mean, _null_aps(vd, refs, members, r, match, ms, N, selection)))
+    # most common selected layer across target subjects (display)
+    lays = [full.layer[s] for s in members if full.layer[s] >= 0]
+    layer = ms.layers[max(set(lays), key=lays.count)] if lays else pd.NA
+    return {"measure": base["measure"], "variant": base["variant"], "match": match,
+            "selection": selection, "candidate": ms.name, "weights": ms.weights,
+            "roi": base["roi"], "layer": layer, "n_subjects": S,
+            "n_entries": base["n_entries"], "ci_method": "jackknife-t", "aps_mean": m_mean,
+            "aps_ci_low": lo, "aps_ci_high": hi, "brain_aps_mean": b_mean, "delta": d_full,
+            "delta_ci_low": dlo, "delta_ci_high": dhi, "margin": margin, "spec_margin": sp,
+            "spec_ci_low": _jackknife_ci(sp, sp_loo)[0],
+            "relerr": float(np.mean(list(full.relerr.values()))), "p_stimulus": p_stim,
+            "q_stimulus": np.nan, "passes": pd.NA}
+
+
 def run_apa(bb: pd.DataFrame, mb: pd.DataFrame, subjects: Sequence[str], rois: Sequence[str],
             measure: str, variants: Sequence[str] = ("full", "offdiag"),
             matches: Sequence[str] = ("pearson",), margin: float = 0.1,
             ceilings: pd.DataFrame | None = None, min_ceiling: float = 0.1,
             nulls: dict[str, np.ndarray] | None = None,
+            selections: Sequence[str] = ("score",),
             ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """APA for one measure.
 
@@ -502,6 +659,12 @@ def run_apa(bb: pd.DataFrame, mb: pd.DataFrame, subjects: Sequence[str], rois: S
         ROIs within each variant × match) and the verdict
         ``passes = (Δ_ci_low > −margin) ∧ (spec_ci_low > 0) ∧ (q_stimulus < 0.05)``; without
         them (or with fewer than 6 subjects) the verdict is NA.
+    selections : sequence of str
+        Layer selections (column ``selection``): ``score`` (argmax of the mean train score
+        over the other subjects, the primary) and/or ``aps`` (argmax of the train-split APS
+        over the other subjects, from the ``train`` rows of ``bb``; needs ≥ 6 subjects and is
+        not available for the ``residual`` variant). Each selection is redone inside every
+        jackknife resample; the brain baseline's rows repeat under every selection.
 
     Returns
     -------
@@ -519,6 +682,18 @@ def run_apa(bb: pd.DataFrame, mb: pd.DataFrame, subjects: Sequence[str], rois: S
     needs_ceil = [v for v in variants if v in NORMALIZED_VARIANTS or v == "residual"]
     if needs_ceil and ceilings is None:
         raise ValueError(f"APA variants {needs_ceil} need the ceilings table")
+    bad = [x for x in selections if x not in SELECTIONS]
+    if bad or not selections:
+        raise ValueError(f"unknown layer selections {bad}; expected some of {SELECTIONS}")
+    if "aps" in selections:
+        if len(subjects) < MIN_SUBJECTS_VERDICT:
+            raise ValueError(f"selection 'aps' needs ≥ {MIN_SUBJECTS_VERDICT} subjects (a "
+                             f"jackknife resample selects from S − 2 ≥ 4); found {len(subjects)}")
+        if "residual" in variants:
+            raise ValueError("selection 'aps' is not available for the residual variant; "
+                             "drop one of them from apa.selection / apa.variants")
+        if not (bb["split"] == "train").any():
+            raise ValueError("selection 'aps' needs the train-split brain_brain rows; none found")
     kept, A, ceil = _prepared(bb, subjects, rois, measure, ceilings)
     cands = model_scores(mb, subjects, kept)
     kept_idx = [list(rois).index(r) for r in kept]
@@ -536,8 +711,10 @@ def run_apa(bb: pd.DataFrame, mb: pd.DataFrame, subjects: Sequence[str], rois: S
     loo_members = {j: [m for m in members if m != j] for j in members}
     apa_rows, summary_rows = [], []
     ref_cache: dict[bool, tuple] = {}
+    train = (brain_tensor(bb, subjects, kept, split="train").values if "aps" in selections
+             else None)
     for variant in variants:
-        vd = _variant_data(variant, A, ceil, min_ceiling)
+        vd = _variant_data(variant, A, ceil, min_ceiling, train)
         norm = variant in NORMALIZED_VARIANTS
         if norm not in ref_cache:
             ref_cache[norm] = (_references(vd.A, members),
@@ -549,62 +726,44 @@ def run_apa(bb: pd.DataFrame, mb: pd.DataFrame, subjects: Sequence[str], rois: S
                 brain_full = _brain_cell(vd, refs, members, r, match)
                 brain_loo = {j: _brain_cell(vd, loo_refs[j], loo_members[j], r, match)
                              for j in members}
-                base = {"measure": measure, "variant": variant, "match": match,
-                        "selection": "score", "roi": roi, "reference": "double-exclusion",
-                        "n_entries": n_entries}
-                for (s, s2), v in brain_full.per_pair.items():
-                    apa_rows.append({**base, "candidate": BRAIN, "weights": pd.NA,
-                                     "layer": pd.NA, "subject": subjects[s],
-                                     "stand_in_subject": subjects[s2], "aps": v})
                 b_mean = float(np.mean(list(brain_full.aps.values())))
                 b_loo = [float(np.mean(list(brain_loo[j].aps.values()))) for j in members]
                 bs_mean = float(np.mean(list(brain_full.spec.values())))
                 bs_loo = [float(np.mean(list(brain_loo[j].spec.values()))) for j in members]
                 lo, hi = _jackknife_ci(b_mean, b_loo)
-                summary_rows.append({
-                    "measure": measure, "variant": variant, "match": match, "candidate": BRAIN,
-                    "weights": pd.NA, "roi": roi, "layer": pd.NA, "n_subjects": S,
-                    "n_entries": n_entries, "ci_method": "jackknife-t", "aps_mean": b_mean,
-                    "aps_ci_low": lo, "aps_ci_high": hi, "brain_aps_mean": b_mean, "delta": 0.0,
-                    "delta_ci_low": np.nan, "delta_ci_high": np.nan, "margin": margin,
-                    "spec_margin": bs_mean, "spec_ci_low": _jackknife_ci(bs_mean, bs_loo)[0],
-                    "relerr": float(np.mean(list(brain_full.relerr.values()))),
-                    "p_stimulus": np.nan, "q_stimulus": np.nan, "passes": pd.NA})
-                for ms in cands:
-                    full = _model_cell(vd, refs, members, r, match, ms)
-                    loo = {j: _model_cell(vd, loo_refs[j], loo_members[j], r, match, ms)
-                           for j in members}
-                    for (s, s2), v in full.per_pair.items():
-                        lay = full.layer[s]
-                        apa_rows.append({**base, "candidate": ms.name, "weights": ms.weights,
-                                         "layer": ms.layers[lay] if lay >= 0 else pd.NA,
-                                         "subject": subjects[s],
+                # the brain baseline selects no layer: its rows repeat under every selection,
+                # so that each selection's slice of the tables is complete
+                for selection in selections:
+                    base = {"measure": measure, "variant": variant, "match": match,
+                            "selection": selection, "roi": roi,
+                            "reference": "double-exclusion", "n_entries": n_entries}
+                    for (s, s2), v in brain_full.per_pair.items():
+                        apa_rows.append({**base, "candidate": BRAIN, "weights": pd.NA,
+                                         "layer": pd.NA, "subject": subjects[s],
                                          "stand_in_subject": subjects[s2], "aps": v})
-                    m_mean = float(np.mean(list(full.aps.values())))
-                    m_loo = [float(np.mean(list(loo[j].aps.values()))) for j in members]
-                    d_full = float(np.mean([full.aps[s] - brain_full.aps[s] for s in members]))
-                    d_loo = [float(np.mean([loo[j].aps[s] - brain_loo[j].aps[s]
-                                            for s in loo_members[j]])) for j in members]
-                    sp = float(np.mean(list(full.spec.values())))
-                    sp_loo = [float(np.mean(list(loo[j].spec.values()))) for j in members]
-                    lo, hi = _jackknife_ci(m_mean, m_loo)
-                    dlo, dhi = _jackknife_ci(d_full, d_loo)
-                    N = cand_nulls[ms.name]
-                    p_stim = (np.nan if N is None or N.shape[0] == 0 else
-                              _p_value(m_mean, _null_aps(vd, refs, members, r, match, ms, N)))
-                    # most common selected layer across target subjects (display)
-                    lays = [full.layer[s] for s in members if full.layer[s] >= 0]
-                    layer = ms.layers[max(set(lays), key=lays.count)] if lays else pd.NA
                     summary_rows.append({
                         "measure": measure, "variant": variant, "match": match,
-                        "candidate": ms.name, "weights": ms.weights, "roi": roi, "layer": layer,
-                        "n_subjects": S, "n_entries": n_entries, "ci_method": "jackknife-t",
-                        "aps_mean": m_mean, "aps_ci_low": lo, "aps_ci_high": hi,
-                        "brain_aps_mean": b_mean, "delta": d_full, "delta_ci_low": dlo,
-                        "delta_ci_high": dhi, "margin": margin, "spec_margin": sp,
-                        "spec_ci_low": _jackknife_ci(sp, sp_loo)[0],
-                        "relerr": float(np.mean(list(full.relerr.values()))),
-                        "p_stimulus": p_stim, "q_stimulus": np.nan, "passes": pd.NA})
+                        "selection": selection, "candidate": BRAIN,
+                        "weights": pd.NA, "roi": roi, "layer": pd.NA, "n_subjects": S,
+                        "n_entries": n_entries, "ci_method": "jackknife-t", "aps_mean": b_mean,
+                        "aps_ci_low": lo, "aps_ci_high": hi, "brain_aps_mean": b_mean,
+                        "delta": 0.0, "delta_ci_low": np.nan, "delta_ci_high": np.nan,
+                        "margin": margin, "spec_margin": bs_mean,
+                        "spec_ci_low": _jackknife_ci(bs_mean, bs_loo)[0],
+                        "relerr": float(np.mean(list(brain_full.relerr.values()))),
+                        "p_stimulus": np.nan, "q_stimulus": np.nan, "passes": pd.NA})
+                for selection in selections:
+                    base = {"measure": measure, "variant": variant, "match": match,
+                            "selection": selection, "roi": roi,
+                            "reference": "double-exclusion", "n_entries": n_entries}
+                    for ms in cands:
+                        apa_rows.extend(_model_rows(base, vd, refs, loo_refs, members,
+                                                    loo_members, r, match, ms, selection,
+                                                    subjects))
+                        summary_rows.append(_model_summary(
+                            base, vd, refs, loo_refs, members, loo_members, r, match, ms,
+                            selection, brain_full, brain_loo, b_mean, cand_nulls[ms.name],
+                            margin, S))
     summary = pd.DataFrame(summary_rows)
     return pd.DataFrame(apa_rows), _verdicts(summary, S)
 
@@ -617,7 +776,8 @@ def _verdicts(summary: pd.DataFrame, n_subjects: int) -> pd.DataFrame:
     for col in SENSITIVITY_COLUMNS.values():
         summary[col] = pd.array([pd.NA] * len(summary), dtype="boolean")
     models = summary["candidate"] != BRAIN
-    for _, g in summary[models].groupby(["measure", "variant", "match"], sort=False):
+    family = ["measure", "variant", "match"] + (["selection"] if "selection" in summary else [])
+    for _, g in summary[models].groupby(family, sort=False):
         q = fdr_bh(g["p_stimulus"].to_numpy(dtype=float))
         summary.loc[g.index, "q_stimulus"] = q
         if n_subjects < MIN_SUBJECTS_VERDICT or not np.isfinite(q).any():
