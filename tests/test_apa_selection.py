@@ -179,12 +179,26 @@ def test_aps_selection_refuses_what_it_cannot_do():
     P = _pattern(rng)
     A = P[None, None] + 0.1 * rng.standard_normal((S, S, R, R))
     X = rng.uniform(0, 1, (2, S, R))
-    with pytest.raises(ValueError, match="residual"):
-        apa.run_apa(_bb({"train": A, "test": A}), _mb(X, X), SUBJECTS, ROIS, "m",
-                    variants=["residual"], selections=["aps"],
-                    ceilings=pd.DataFrame(columns=["measure", "split", "kind", "subject",
-                                                   "roi", "value"]))
+    with pytest.raises(ValueError, match="≥ 6 subjects"):
+        apa.run_apa(_bb({"train": A, "test": A}).query("source_subject != '06' and "
+                                                       "target_subject != '06'"),
+                    _mb(X, X).query("subject != '06'"), SUBJECTS[:5], ROIS, "m",
+                    selections=["aps"])
     with pytest.raises(ValueError, match="train-split brain_brain"):
         apa.run_apa(_bb({"test": A}), _mb(X, X), SUBJECTS, ROIS, "m", selections=["aps"])
     with pytest.raises(ValueError, match="unknown layer selections"):
         apa.run_apa(_bb({"test": A}), _mb(X, X), SUBJECTS, ROIS, "m", selections=["best"])
+
+
+def test_residual_variant_gets_score_selection_only():
+    rng = np.random.default_rng(7)
+    A = _pattern(rng)[None, None] + 0.1 * rng.standard_normal((S, S, R, R))
+    X = rng.uniform(0, 1, (2, S, R))
+    ceilings = pd.DataFrame([{"measure": "m", "subject": s, "roi": r, "split": "test",
+                              "kind": "split_half", "value": 0.8, "n_reps": 10.0}
+                             for s in SUBJECTS for r in ROIS])
+    _, summary = apa.run_apa(_bb({"train": A, "test": A}), _mb(X, X), SUBJECTS, ROIS, "m",
+                             variants=["full", "residual"], ceilings=ceilings,
+                             selections=["score", "aps"])
+    got = summary.groupby("variant")["selection"].agg(lambda x: sorted(set(x))).to_dict()
+    assert got == {"full": ["aps", "score"], "residual": ["score"]}

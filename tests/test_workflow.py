@@ -14,7 +14,8 @@ from tests.conftest import run_tiny as _run
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 TABLES = ["model_brain", "model_brain_summary", "brain_brain", "ceilings", "apa", "apa_summary",
-          "apa_nulls", "apa_confusion", "apa_whole_model"]
+          "apa_nulls", "apa_confusion", "apa_whole_model", "brain_within",
+          "brain_within_summary"]
 
 
 @pytest.mark.workflow

@@ -47,6 +47,19 @@ TABLE_SCHEMAS: dict[str, dict[str, str]] = {
         "target_subject": "string", "target_roi": "string", "split": "string",
         "score": "float64", "n_source_dims": "int64", "n_vertices": "int64",
     },
+    "brain_within": {
+        "measure": "string", "subject": "string", "source_roi": "string",
+        "target_roi": "string", "score": "float64", "score_odd_to_even": "float64",
+        "score_even_to_odd": "float64", "n_reps_odd": "int64", "n_reps_even": "int64",
+        "n_vertices": "int64",
+    },
+    "brain_within_summary": {
+        "measure": "string", "variant": "string", "roi": "string", "n_subjects": "int64",
+        "n_entries": "int64", "r_within_between": "float64",
+        "r_within_between_ci_low": "float64", "r_within_between_ci_high": "float64",
+        "aps_within": "float64", "aps_between": "float64", "mean_within": "float64",
+        "mean_between": "float64",
+    },
     "ceilings": {
         "measure": "string", "subject": "string", "roi": "string", "split": "string",
         "kind": "string", "value": "float64", "n_reps": "float64",
@@ -100,6 +113,8 @@ TABLE_KEYS: dict[str, list[str]] = {
     "model_brain_summary": ["measure", "model", "weights", "roi"],
     "brain_brain": ["measure", "split", "target_subject", "source_subject", "source_roi",
                     "target_roi"],
+    "brain_within": ["measure", "subject", "source_roi", "target_roi"],
+    "brain_within_summary": ["measure", "variant", "roi"],
     "ceilings": ["measure", "split", "kind", "subject", "roi"],
     "apa": ["measure", "variant", "match", "selection", "candidate", "weights", "roi", "subject",
             "stand_in_subject"],

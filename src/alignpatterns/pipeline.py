@@ -307,6 +307,30 @@ def brain_brain(cfg: dict, measure: str, target: str, subject_paths: Sequence[st
     io.write_table(pd.DataFrame(rows), out, "brain_brain", cfg)
 
 
+def brain_within(cfg: dict, measure: str, subject_paths: Sequence[str], info_path: str,
+                 out: str) -> None:
+    """A_{s→s} on disjoint (odd/even) test repetitions for one measure and every subject."""
+    from alignpatterns.patterns.within import within_subject_rows
+
+    lp = _lp_options(cfg, info_path)
+    rows = [row for sd in _load_subjects(subject_paths).values()
+            for row in within_subject_rows(sd, cfg["rois"], measure, lp)]
+    io.write_table(pd.DataFrame(rows), out, "brain_within", cfg)
+
+
+def gather_brain_within(cfg: dict, paths: Sequence[str], bb_path: str, out: str,
+                        out_summary: str) -> None:
+    """Concatenate the within-subject tables and compare them with the between-subject
+    patterns (``brain_within_summary``)."""
+    from alignpatterns.patterns.within import within_summary
+
+    within = io.write_table(io.concat_tables(paths, "brain_within"), out, "brain_within", cfg)
+    bb = io.read_table(bb_path, "brain_brain")
+    variants = [v for v in cfg["apa"]["variants"] if v in ("full", "offdiag")] or ["full"]
+    summary = within_summary(within, bb, cfg["subjects"], cfg["rois"], variants)
+    io.write_table(summary, out_summary, "brain_within_summary", cfg)
+
+
 def gather_alignment(cfg: dict, mb_paths, bb_paths, ceilings_path, out_mb, out_summary,
                      out_bb) -> None:
     """Concatenate per-job tables and summarise the conventional scores."""
@@ -353,12 +377,18 @@ def apa(cfg: dict, measure: str, mb_path: str, bb_path: str, ceilings_path: str,
     a = cfg["apa"]
     ceilings = io.read_table(ceilings_path, "ceilings")
     bb = bb[bb["measure"] == measure]
+    selections = list(a.get("selection", ["score"]))
+    if "aps" in selections and len(cfg["subjects"]) < 6:
+        log.warning("apa.selection 'aps' needs ≥ 6 subjects (jackknife resamples select from "
+                    "S − 2 ≥ 4); found %d: layers are selected by score only",
+                    len(cfg["subjects"]))
+        selections = [x for x in selections if x != "aps"] or ["score"]
     rows, summary = run_apa(bb, mb[mb["measure"] == measure],
                             cfg["subjects"], cfg["rois"], measure, variants=a["variants"],
                             matches=a["match"], margin=a["margin"], ceilings=ceilings,
                             min_ceiling=a["min_ceiling"],
                             nulls=load_nulls(null_paths, measure, cfg["subjects"]),
-                            selections=a.get("selection", ["score"]))
+                            selections=selections)
     generic = generic_null_rows(bb, cfg["subjects"], cfg["rois"], measure,
                                 variants=a["variants"], matches=a["match"], ceilings=ceilings,
                                 min_ceiling=a["min_ceiling"])

@@ -73,3 +73,52 @@ rule gather_alignment:
         ENV
     script:
         "../scripts/gather_alignment.py"
+
+
+# Within-subject matrices on disjoint (odd/even) test repetitions: a secondary check, kept out of
+# brain_brain so that no APA reference can include them.
+rule brain_within:
+    input:
+        subjects=subject_files(),
+        info="results/data/dataset.json",
+        lib=lib("measures", "patterns"),
+    output:
+        "results/alignment/brain_within/{measure}.parquet",
+    params:
+        cfg=cfg_for("rois", "lp"),
+    log:
+        "results/logs/brain_within/{measure}.log",
+    benchmark:
+        "results/benchmarks/brain_within/{measure}.tsv"
+    threads: 1
+    resources:
+        mem_mb=mem_mb("brain_brain"),
+        runtime=runtime("brain_brain"),
+    conda:
+        ENV
+    script:
+        "../scripts/brain_within.py"
+
+
+rule gather_brain_within:
+    input:
+        tables=expand("results/alignment/brain_within/{measure}.parquet", measure=MEASURES),
+        brain_brain="results/tables/brain_brain.parquet",
+        lib=lib("io.py", "patterns"),
+    output:
+        table="results/tables/brain_within.parquet",
+        summary="results/tables/brain_within_summary.parquet",
+    params:
+        cfg=cfg_for("measures", "subjects", "rois", "apa"),
+    log:
+        "results/logs/gather_brain_within.log",
+    benchmark:
+        "results/benchmarks/gather_brain_within.tsv"
+    threads: 1
+    resources:
+        mem_mb=mem_mb("gather_brain_within"),
+        runtime=runtime("gather_brain_within"),
+    conda:
+        ENV
+    script:
+        "../scripts/gather_brain_within.py"

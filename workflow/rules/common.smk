@@ -100,6 +100,8 @@ def final_outputs():
         "model_brain",
         "model_brain_summary",
         "brain_brain",
+        "brain_within",
+        "brain_within_summary",
         "ceilings",
         "apa",
         "apa_summary",

@@ -662,8 +662,8 @@ def run_apa(bb: pd.DataFrame, mb: pd.DataFrame, subjects: Sequence[str], rois: S
     selections : sequence of str
         Layer selections (column ``selection``): ``score`` (argmax of the mean train score
         over the other subjects, the primary) and/or ``aps`` (argmax of the train-split APS
-        over the other subjects, from the ``train`` rows of ``bb``; needs ≥ 6 subjects and is
-        not available for the ``residual`` variant). Each selection is redone inside every
+        over the other subjects, from the ``train`` rows of ``bb``; needs ≥ 6 subjects; no
+        ``aps`` rows for the ``residual`` variant). Each selection is redone inside every
         jackknife resample; the brain baseline's rows repeat under every selection.
 
     Returns
@@ -689,9 +689,6 @@ def run_apa(bb: pd.DataFrame, mb: pd.DataFrame, subjects: Sequence[str], rois: S
         if len(subjects) < MIN_SUBJECTS_VERDICT:
             raise ValueError(f"selection 'aps' needs ≥ {MIN_SUBJECTS_VERDICT} subjects (a "
                              f"jackknife resample selects from S − 2 ≥ 4); found {len(subjects)}")
-        if "residual" in variants:
-            raise ValueError("selection 'aps' is not available for the residual variant; "
-                             "drop one of them from apa.selection / apa.variants")
         if not (bb["split"] == "train").any():
             raise ValueError("selection 'aps' needs the train-split brain_brain rows; none found")
     kept, A, ceil = _prepared(bb, subjects, rois, measure, ceilings)
@@ -715,6 +712,8 @@ def run_apa(bb: pd.DataFrame, mb: pd.DataFrame, subjects: Sequence[str], rois: S
              else None)
     for variant in variants:
         vd = _variant_data(variant, A, ceil, min_ceiling, train)
+        # no train-APS selection for residual (its covariates are per reference)
+        model_selections = [x for x in selections if not (x == "aps" and variant == "residual")]
         norm = variant in NORMALIZED_VARIANTS
         if norm not in ref_cache:
             ref_cache[norm] = (_references(vd.A, members),
@@ -733,7 +732,7 @@ def run_apa(bb: pd.DataFrame, mb: pd.DataFrame, subjects: Sequence[str], rois: S
                 lo, hi = _jackknife_ci(b_mean, b_loo)
                 # the brain baseline selects no layer: its rows repeat under every selection,
                 # so that each selection's slice of the tables is complete
-                for selection in selections:
+                for selection in model_selections:
                     base = {"measure": measure, "variant": variant, "match": match,
                             "selection": selection, "roi": roi,
                             "reference": "double-exclusion", "n_entries": n_entries}
@@ -752,7 +751,7 @@ def run_apa(bb: pd.DataFrame, mb: pd.DataFrame, subjects: Sequence[str], rois: S
                         "spec_ci_low": _jackknife_ci(bs_mean, bs_loo)[0],
                         "relerr": float(np.mean(list(brain_full.relerr.values()))),
                         "p_stimulus": np.nan, "q_stimulus": np.nan, "passes": pd.NA})
-                for selection in selections:
+                for selection in model_selections:
                     base = {"measure": measure, "variant": variant, "match": match,
                             "selection": selection, "roi": roi,
                             "reference": "double-exclusion", "n_entries": n_entries}
