@@ -47,7 +47,9 @@ def default_run(tmp_path_factory):
 
 
 def _offdiag(summary, measure):
-    return summary[(summary["measure"] == measure) & (summary["variant"] == "offdiag")]
+    """The primary cells: variant offdiag, layers selected by train score."""
+    return summary[(summary["measure"] == measure) & (summary["variant"] == "offdiag")
+                   & (summary["selection"] == "score")]
 
 
 @pytest.mark.slow
@@ -197,7 +199,8 @@ def negative_controls(default_run):
                              variants=cfg["apa"]["variants"], matches=["pearson"],
                              margin=cfg["apa"]["margin"], ceilings=ceilings,
                              min_ceiling=cfg["apa"]["min_ceiling"],
-                             nulls={c: nulls[c][m] for c in nulls})
+                             nulls={c: nulls[c][m] for c in nulls},
+                             selections=cfg["apa"].get("selection", ["score"]))
         out.append(summary[summary["candidate"] != "brain"])
     return pd.concat(out, ignore_index=True)
 
