@@ -19,13 +19,12 @@ __all__ = ["partner_pairs", "select_pairs"]
 def partner_pairs(n_subjects: int, k: int, rng: np.random.Generator) -> np.ndarray:
     """A random set of ordered pairs: ≤ ``k`` source partners per target, none reciprocal.
 
-    The subjects are put on a circle in random order and each unordered pair is oriented so
-    that every subject receives from the next ⌊(S−1)/2⌋ subjects clockwise (and, for even S,
-    half of them also from the opposite one): a tournament in which every target has
-    ⌊(S−1)/2⌋ or ⌈(S−1)/2⌉ possible sources. Each target keeps ``k`` of them at random (all
-    when it has fewer). With S = 10 and k = 5 that is 4 or 5 partners per target, 45 pairs —
-    5 for every target would need 50 of the 45 unordered pairs, more than "no reciprocal pairs"
-    allows.
+    The subjects are put on a circle in random order and each target receives from the next
+    min(k, ⌊(S−1)/2⌋) subjects clockwise, so every subject is a target and a source equally
+    often and no pair is reciprocal. When k exceeds ⌊(S−1)/2⌋ and S is even, the first half
+    of the circle also receives from the opposite subject. With S = 10 and k = 5 that is 4 or
+    5 partners per target, 45 pairs: 5 for every target would need 50 of the 45 unordered
+    pairs, more than "no reciprocal pairs" allows.
 
     Parameters
     ----------
@@ -45,19 +44,13 @@ def partner_pairs(n_subjects: int, k: int, rng: np.random.Generator) -> np.ndarr
     if S < 2 or int(k) < 1:
         raise ValueError(f"partner pairs need ≥ 2 subjects and k ≥ 1; got {S} and {k}")
     order = rng.permutation(S)
-    possible = np.zeros((S, S), dtype=bool)
     m = (S - 1) // 2
-    for i in range(S):
-        tgt = order[i]
-        for d in range(1, m + 1):
-            possible[order[(i + d) % S], tgt] = True
-        if S % 2 == 0 and i < S // 2:  # the opposite subject: oriented towards the first half
-            possible[order[i + S // 2], tgt] = True
     P = np.zeros((S, S), dtype=bool)
-    for s in range(S):
-        cand = np.flatnonzero(possible[:, s])
-        keep = cand if len(cand) <= k else rng.choice(cand, size=int(k), replace=False)
-        P[np.sort(keep), s] = True
+    for i in range(S):
+        for d in range(1, min(int(k), m) + 1):
+            P[order[(i + d) % S], order[i]] = True
+        if int(k) > m and S % 2 == 0 and i < S // 2:  # the opposite subject, first half only
+            P[order[i + S // 2], order[i]] = True
     return P
 
 
