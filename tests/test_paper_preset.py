@@ -404,6 +404,14 @@ def test_a_key_changed_after_the_preset_is_a_clear_error():
         resolve_config(validate_config(cfg))
 
 
+def test_cli_merges_config_files_as_snakemake_does():
+    from alignpatterns.cli import _validated_config
+
+    base = DEFAULT_REPO / "config" / "config.yaml"
+    got = _validated_config([str(base), str(PRESET)])
+    assert got == validate_config(_synthetic_with_preset())
+
+
 def test_defaults_are_unchanged_without_the_preset():
     cfg = resolve_config(validate_config(load_config(DEFAULT_REPO / "config" / "config.yaml")))
     assert cfg["nan_betas"] == "drop" and cfg["lp"]["protocol"] == "default"

@@ -120,6 +120,17 @@ def load_config(path: str | Path) -> dict:
         raise ConfigError(f"{path}: cannot read the config ({err})") from None
 
 
+def merge_config(base: dict, over: dict) -> dict:
+    """Merge ``over`` into ``base`` in place as Snakemake merges a later ``--configfile``:
+    nested dicts key by key, anything else replaced. Returns ``base``."""
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(base.get(k), dict):
+            merge_config(base[k], v)
+        else:
+            base[k] = copy.deepcopy(v)
+    return base
+
+
 def roi_set(name: str, repo: Path = DEFAULT_REPO) -> dict:
     """Read ``resources/rois/<name>.yaml``."""
     path = repo / "resources" / "rois" / f"{name}.yaml"
