@@ -280,7 +280,8 @@ ROIS = ["A", "B", "C", "D"]
 
 def _bb(A):
     rows = []
-    for (i, s1), (j, s2) in itertools.product(enumerate(SUBJECTS), repeat=2):
+    subjects = SUBJECTS[:A.shape[0]]
+    for (i, s1), (j, s2) in itertools.product(enumerate(subjects), repeat=2):
         if i == j:
             continue
         for (a, r1), (b, r2) in itertools.product(enumerate(ROIS), repeat=2):
@@ -332,6 +333,23 @@ def test_apa_with_partner_pairs_uses_only_the_selected_pairs():
                 vals.append(stats.pearsonr(A[s2, s, r], ref[r])[0])
             per_target.append(np.mean(vals))
         assert brain.loc[roi, "aps_mean"] == pytest.approx(np.mean(per_target), abs=1e-12)
+
+
+def test_generic_nulls_and_identification_run_on_four_subjects_with_partner_pairs():
+    """4 subjects, 5 partners wanted: 1 or 2 per target, so a jackknife subset can leave a
+    target without a stand-in; that cell is NaN, not an error."""
+    from alignpatterns.patterns.streams import stream
+
+    A = _tensor(12)[:4, :4]
+    P = partner_pairs(4, 5, stream(0, "apa-partners"))
+    bb = select_pairs(_bb(A), SUBJECTS[:4], P)
+    out = apa.generic_null_rows(bb, SUBJECTS[:4], ROIS, "m", variants=["full"])
+    grand = out[out["null"] == "grand-mean"]  # target-reliability needs ceilings
+    assert len(grand) == len(ROIS) and np.isfinite(grand["aps_mean"]).all()
+    conf = apa.roi_identification(bb, _mb(np.zeros((1, 7, 4))).pipe(
+        lambda d: d[d["subject"].isin(SUBJECTS[:4])]), SUBJECTS[:4], ROIS, "m",
+        variants=["full"], n_draws=20)
+    assert set(conf["candidate"]) == {"brain", "model"}
 
 
 def test_percentile_bootstrap_ci_resamples_the_per_subject_values():

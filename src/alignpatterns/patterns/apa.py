@@ -352,6 +352,8 @@ def _candidate_cells(vd: _VariantData, refs, members, match, profiles, key) -> l
             for r in range(R):
                 cells[r].per_pair[s, s2] = float(v[r])
                 cells[r].layer[s] = int(lay[r])
+        if not vals:  # no stand-in paired with s among members (apa.partners, a resample)
+            vals, specs, errs = [np.full(R, np.nan)], [np.full(R, np.nan)], [np.full(R, np.nan)]
         aps, spec = np.mean(vals, axis=0), np.mean(specs, axis=0)
         err = np.mean(errs, axis=0) if norm else np.full(R, np.nan)
         for r in range(R):
