@@ -19,10 +19,16 @@ def _synth(args) -> int:
     return 0
 
 
-def _validated_config(path: str) -> dict:
-    from alignpatterns.config import load_config, validate_config
+def _validated_config(paths: str | list[str]) -> dict:
+    """Read configs, each merged over the previous one (as Snakemake's ``--configfile a b``;
+    e.g. a dataset config and then a preset), and validate the result."""
+    from alignpatterns.config import load_config, merge_config, validate_config
 
-    return validate_config(load_config(path), path)
+    paths = [paths] if isinstance(paths, str) else list(paths)
+    cfg: dict = {}
+    for path in paths:
+        merge_config(cfg, load_config(path))
+    return validate_config(cfg, " + ".join(paths))
 
 
 def _check_data(args) -> int:
@@ -74,11 +80,14 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--threads", type=int, default=None)
     s.set_defaults(fn=_synth)
     c = sub.add_parser("check-data", help="validate a dataset against a config")
-    c.add_argument("--config", required=True)
+    c.add_argument("--config", required=True, nargs="+",
+                   help="config file(s); later ones (e.g. config/presets/paper.yaml) are merged "
+                        "over earlier ones")
     c.add_argument("--out", default=None, help="folder for the summary (default: a temp dir)")
     c.set_defaults(fn=_check_data)
     i = sub.add_parser("info", help="print versions (and a config's hash, a table's provenance)")
-    i.add_argument("--config", default=None, help="also print the hash of this config")
+    i.add_argument("--config", default=None, nargs="+",
+                   help="also print the hash of this config (files merged in order)")
     i.add_argument("--table", action="append", default=None, metavar="PARQUET",
                    help="also print the provenance a result table records (repeatable)")
     i.set_defaults(fn=_info)

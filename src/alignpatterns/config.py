@@ -10,6 +10,7 @@ import difflib
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 from alignpatterns.features.registry import (
@@ -119,6 +120,17 @@ def load_config(path: str | Path) -> dict:
         raise ConfigError(f"{path}: cannot read the config ({err})") from None
 
 
+def merge_config(base: dict, over: dict) -> dict:
+    """Merge ``over`` into ``base`` in place as Snakemake merges a later ``--configfile``:
+    nested dicts key by key, anything else replaced. Returns ``base``."""
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(base.get(k), dict):
+            merge_config(base[k], v)
+        else:
+            base[k] = copy.deepcopy(v)
+    return base
+
+
 def roi_set(name: str, repo: Path = DEFAULT_REPO) -> dict:
     """Read ``resources/rois/<name>.yaml``."""
     path = repo / "resources" / "rois" / f"{name}.yaml"
@@ -219,17 +231,86 @@ def resolve_config(config: dict, repo: Path = DEFAULT_REPO, counts: bool = True)
     feats = {"n_frames": 4, "size": 112, "pool_grid": 4, "batch_size": 32}
     feats.update(cfg.get("features") or {})
     cfg["features"] = feats
+    cfg.setdefault("nan_betas", "drop")
     lp = {"alphas": [10.0**k for k in range(-1, 6)], "inner_folds": 5, "outer_folds": 5,
-          "n_components": 20, "x_scaling": "global"}
+          "n_components": 20, "x_scaling": "global", "protocol": "default"}
     lp.update(cfg.get("lp") or {})
     cfg["lp"] = lp
     apa = {"variants": ["full", "offdiag", "normalized", "normalized_offdiag"],
            "match": ["pearson"], "margin": 0.1, "min_ceiling": 0.1,
            "n_identification_permutations": 10000, "n_mantel_permutations": 10000,
-           "n_permutations": 1000, "n_bootstrap": 0, "missing": "listwise", "preset": None}
+           "n_permutations": 1000, "n_bootstrap": 0, "missing": "listwise", "preset": None,
+           "ci_method": "jackknife-t", "partners": None}
     apa.update(cfg.get("apa") or {})
     cfg["apa"] = apa
+    if apa["ci_method"] == "percentile-bootstrap" and apa["n_bootstrap"] < 1:
+        raise ConfigError("config key apa.n_bootstrap: apa.ci_method percentile-bootstrap needs "
+                          f"≥ 1 subject resample; found {apa['n_bootstrap']}")
+    if apa["preset"] is not None:
+        check_preset(cfg, apa["preset"], repo)
     return cfg
+
+
+def preset_path(name: str, repo: Path = DEFAULT_REPO) -> Path:
+    """``config/presets/<name>.yaml``.
+
+    Raises
+    ------
+    ConfigError
+        When there is no such preset (naming the available ones).
+    """
+    path = repo / "config" / "presets" / f"{name}.yaml"
+    if not path.exists():
+        available = sorted(p.stem for p in (repo / "config" / "presets").glob("*.yaml"))
+        raise ConfigError(f"config key apa.preset: preset {name!r} not found: expected {path} "
+                          f"(available: {available}){_did_you_mean(name, available)}")
+    return path
+
+
+def _leaves(d: dict, prefix: tuple = ()):
+    for k, v in d.items():
+        if isinstance(v, dict):
+            yield from _leaves(v, (*prefix, k))
+        else:
+            yield (*prefix, k), v
+
+
+def check_preset(cfg: dict, name: str, repo: Path = DEFAULT_REPO) -> None:
+    """A config that says ``apa.preset: <name>`` must hold every key of the preset file
+    unchanged (config/README.md "Presets": the preset is an overlay given after the dataset
+    config; a later ``--configfile`` or ``--config`` that changes one of its keys makes the run
+    something else, so it is an error rather than silently a different analysis).
+
+    Raises
+    ------
+    ConfigError
+        Naming the first key whose value differs, both values and the preset file.
+    """
+    path = preset_path(name, repo)
+    preset = load_config(path)
+    for keys, want in _leaves(preset):
+        node, found = cfg, True
+        for k in keys:
+            if not isinstance(node, dict) or k not in node:
+                found = False
+                break
+            node = node[k]
+        if not found or not _same(node, want):
+            got = repr(node) if found else "nothing"
+            raise ConfigError(
+                f"config key {key_path(keys)}: the {name!r} preset ({path}) sets {want!r}, the "
+                f"config has {got}; give the preset last (--configfile <dataset config> {path}) "
+                "and change none of its keys, or remove apa.preset to run a variation")
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is b
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return bool(np.isclose(float(a), float(b), rtol=1e-9, atol=0))
+    return a == b
 
 
 def min_rois(variants: Sequence[str]) -> int:

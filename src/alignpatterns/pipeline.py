@@ -127,7 +127,8 @@ def _prepare(cfg, layout, subject, extra_exclusions=()):
     exclude = list(cfg["dataset"].get("exclude_stimuli", [])) + list(extra_exclusions)
     return layout.prepare_subject(subject, cfg["rois"],
                                   reliability_threshold=cfg["reliability_threshold"],
-                                  min_vertices=cfg["min_vertices"], exclude_stimuli=exclude)
+                                  min_vertices=cfg["min_vertices"], exclude_stimuli=exclude,
+                                  nan_betas=cfg.get("nan_betas", "drop"))
 
 
 def prepare_brain(cfg: dict, subject: str, out: str, info_path: str | None = None) -> None:
@@ -249,7 +250,8 @@ def _lp_options(cfg, info_path):
     lp = cfg["lp"]
     return LPOptions(alphas=tuple(float(a) for a in lp["alphas"]), inner_cv=lp["inner_folds"],
                      outer_cv=lp["outer_folds"], n_components=info["lp_n_components"],
-                     x_scaling=lp.get("x_scaling", "global"))
+                     x_scaling=lp.get("x_scaling", "global"),
+                     protocol=lp.get("protocol", "default"))
 
 
 def model_brain(cfg: dict, model: str, features_path: str, subject_path: str, info_path: str,
@@ -259,7 +261,7 @@ def model_brain(cfg: dict, model: str, features_path: str, subject_path: str, in
     ``null__<measure>`` arrays shaped (n_draws, n_layers, n_rois))."""
     from alignpatterns.config import model_entry
     from alignpatterns.data.prepared import load_subject
-    from alignpatterns.patterns.alignment import model_brain_scores
+    from alignpatterns.patterns.alignment import is_lp, model_brain_scores
     from alignpatterns.patterns.streams import stimulus_permutations
 
     feats, ids = load_features(features_path)
@@ -271,19 +273,19 @@ def model_brain(cfg: dict, model: str, features_path: str, subject_path: str, in
     perms = {m: stimulus_permutations(cfg["seed"], m, model, n_draws, n_test)
              for m in cfg["measures"]}
     lp_opts = _lp_options(cfg, info_path)
-    reduced = load_features(features_path, "lp")[0] if "lp-ridge-pearson" in perms else {}
+    lp_measures = [m for m in cfg["measures"] if is_lp(m)]
+    reduced = load_features(features_path, "lp")[0] if lp_measures else {}
     if reduced:
         # features.reduction: linear predictivity reads the reduced copies, RSA and CKA the
         # unreduced features (SPEC.md §1); layer order and names are the same
         if list(reduced) != list(feats):
             raise ValueError(f"{features_path}: reduced layers {list(reduced)} differ from the "
                              f"layers {list(feats)}")
-        others = [m for m in cfg["measures"] if m != "lp-ridge-pearson"]
+        others = [m for m in cfg["measures"] if not is_lp(m)]
         rows, nulls = model_brain_scores(feats, sd, cfg["rois"], others, lp_opts,
                                          {m: perms[m] for m in others})
-        lp_rows, lp_nulls = model_brain_scores(reduced, sd, cfg["rois"], ["lp-ridge-pearson"],
-                                               lp_opts, {"lp-ridge-pearson":
-                                                         perms["lp-ridge-pearson"]})
+        lp_rows, lp_nulls = model_brain_scores(reduced, sd, cfg["rois"], lp_measures, lp_opts,
+                                               {m: perms[m] for m in lp_measures})
         rows, nulls = rows + lp_rows, {**nulls, **lp_nulls}
     else:
         rows, nulls = model_brain_scores(feats, sd, cfg["rois"], cfg["measures"], lp_opts, perms)
@@ -365,6 +367,20 @@ def load_nulls(paths: Sequence[str], measure: str, subjects: Sequence[str]
     return out
 
 
+def apa_pairs(cfg: dict, bb: pd.DataFrame) -> pd.DataFrame:
+    """The brain–brain rows APA uses: all ordered pairs, or with ``apa.partners: k`` the pairs
+    of :func:`alignpatterns.patterns.pairs.partner_pairs` drawn from the stream
+    (seed, "apa-partners") — the same pairs for every measure."""
+    from alignpatterns.patterns.pairs import partner_pairs, select_pairs
+    from alignpatterns.patterns.streams import stream
+
+    k = cfg["apa"].get("partners")
+    if k is None:
+        return bb
+    P = partner_pairs(len(cfg["subjects"]), int(k), stream(cfg["seed"], "apa-partners"))
+    return select_pairs(bb, cfg["subjects"], P)
+
+
 def apa(cfg: dict, measure: str, mb_path: str, bb_path: str, ceilings_path: str,
         null_paths: Sequence[str], out_apa: str, out_summary: str, out_nulls: str,
         out_confusion: str) -> None:
@@ -376,7 +392,7 @@ def apa(cfg: dict, measure: str, mb_path: str, bb_path: str, ceilings_path: str,
     bb = io.read_table(bb_path, "brain_brain")
     a = cfg["apa"]
     ceilings = io.read_table(ceilings_path, "ceilings")
-    bb = bb[bb["measure"] == measure]
+    bb = apa_pairs(cfg, bb[bb["measure"] == measure])
     selections = list(a.get("selection", ["score"]))
     if "aps" in selections and len(cfg["subjects"]) < 6:
         log.warning("apa.selection 'aps' needs ≥ 6 subjects (jackknife resamples select from "
@@ -388,7 +404,8 @@ def apa(cfg: dict, measure: str, mb_path: str, bb_path: str, ceilings_path: str,
                             matches=a["match"], margin=a["margin"], ceilings=ceilings,
                             min_ceiling=a["min_ceiling"],
                             nulls=load_nulls(null_paths, measure, cfg["subjects"]),
-                            selections=selections)
+                            selections=selections, ci_method=a.get("ci_method", "jackknife-t"),
+                            n_bootstrap=int(a.get("n_bootstrap", 0)), seed=cfg["seed"])
     generic = generic_null_rows(bb, cfg["subjects"], cfg["rois"], measure,
                                 variants=a["variants"], matches=a["match"], ceilings=ceilings,
                                 min_ceiling=a["min_ceiling"])

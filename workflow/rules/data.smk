@@ -32,7 +32,8 @@ rule check_data:
         table="results/data/check_data.parquet",
         info="results/data/dataset.json",
     params:
-        cfg=cfg_for("dataset", "subjects", "rois", "reliability_threshold", "min_vertices", "lp"),
+        cfg=cfg_for("dataset", "subjects", "rois", "reliability_threshold", "min_vertices", "lp",
+                    "nan_betas"),
     log:
         "results/logs/check_data.log",
     benchmark:
@@ -55,7 +56,8 @@ rule prepare_brain:
     output:
         "results/brain/sub-{subject}.npz",
     params:
-        cfg=cfg_for("dataset", "subjects", "rois", "reliability_threshold", "min_vertices", "lp"),
+        cfg=cfg_for("dataset", "subjects", "rois", "reliability_threshold", "min_vertices", "lp",
+                    "nan_betas"),
     log:
         "results/logs/prepare_brain/sub-{subject}.log",
     benchmark:

@@ -6,7 +6,10 @@ whole brain) and, where the dataset ships them, the ncsnr values. :func:`prepare
 rules that do not depend on the format:
 
 - stimuli in ``exclude_stimuli`` are removed from both splits;
-- a vertex NaN in all repetitions of any kept stimulus is dropped (never zero-imputed);
+- a vertex NaN in all repetitions of any kept stimulus is dropped (never zero-imputed), unless
+  ``nan_betas="trial_mean"`` (the paper's code): then the repetition average's NaNs are filled
+  with that stimulus's mean over the ROI's kept vertices, and what is still NaN with 0
+  (:func:`impute_trial_mean`);
 - vertices are selected on the **train** split only (ncsnr ≥ ``reliability_threshold``);
 - an ROI with fewer than ``min_vertices`` kept vertices (including an ROI with 0 voxels in this
   subject) is a *missing cell*: reported in the summary, None in ``rois``.
@@ -29,6 +32,7 @@ __all__ = ["ROIData", "SubjectData", "SubjectSource", "DatasetReader", "BMDVideo
            "SPLITS"]
 
 SPLITS = ("train", "test")
+NAN_BETAS = ("drop", "trial_mean")
 log = logging.getLogger("alignpatterns")
 
 
@@ -113,10 +117,11 @@ class DatasetReader:
 
     def prepare_subject(self, subject: str, rois: Sequence[str],
                         reliability_threshold: float = 0.2, min_vertices: int = 10,
-                        exclude_stimuli: Sequence[str] = ()) -> SubjectData:
+                        exclude_stimuli: Sequence[str] = (), nan_betas: str = "drop"
+                        ) -> SubjectData:
         """Open, check and prepare one subject (:func:`prepare`)."""
         return prepare(self.open_subject(subject), rois, reliability_threshold, min_vertices,
-                       exclude_stimuli)
+                       exclude_stimuli, nan_betas=nan_betas)
 
 
 class BMDVideos:
@@ -152,8 +157,31 @@ def _computed_ncsnr(betas: np.ndarray) -> np.ndarray:
     return out
 
 
+def impute_trial_mean(avg: np.ndarray) -> np.ndarray:
+    """The paper's NaN handling of repetition averages: NaN → the stimulus's (trial's) mean over
+    the finite vertices → 0 where a stimulus has none.
+
+    Parameters
+    ----------
+    avg : ndarray, shape (n_stimuli, n_vertices)
+
+    Returns
+    -------
+    ndarray, shape (n_stimuli, n_vertices)
+        A copy without NaN.
+    """
+    out = np.array(avg, dtype=float)
+    bad = np.isnan(out)
+    if bad.any():
+        n = np.sum(~bad, axis=1)
+        row = np.where(n > 0, np.where(bad, 0.0, out).sum(axis=1) / np.maximum(n, 1), 0.0)
+        out[bad] = np.broadcast_to(row[:, None], out.shape)[bad]
+    return out
+
+
 def prepare(source: SubjectSource, rois: Sequence[str], reliability_threshold: float = 0.2,
-            min_vertices: int = 10, exclude_stimuli: Sequence[str] = ()) -> SubjectData:
+            min_vertices: int = 10, exclude_stimuli: Sequence[str] = (),
+            nan_betas: str = "drop") -> SubjectData:
     """Apply SPEC.md §1 to one subject of any format.
 
     Parameters
@@ -167,11 +195,17 @@ def prepare(source: SubjectSource, rois: Sequence[str], reliability_threshold: f
         Fewer kept vertices than this make a missing cell.
     exclude_stimuli : sequence of str
         Stimulus ids (``vidNNNN``) removed from both splits.
+    nan_betas : {"drop", "trial_mean"}
+        ``drop``: a vertex NaN in all repetitions of a kept stimulus is not kept. ``trial_mean``
+        (the paper): such vertices stay eligible and the averages are filled by
+        :func:`impute_trial_mean` (repetition-wise betas keep their NaNs).
 
     Returns
     -------
     SubjectData
     """
+    if nan_betas not in NAN_BETAS:
+        raise ValueError(f"nan_betas must be one of {NAN_BETAS}, got {nan_betas!r}")
     excl = set(exclude_stimuli)
     keep = {s: np.array([i not in excl for i in source.ids[s]], dtype=bool) for s in SPLITS}
     ids = {s: [i for i, k in zip(source.ids[s], keep[s], strict=True) if k] for s in SPLITS}
@@ -203,7 +237,9 @@ def prepare(source: SubjectSource, rois: Sequence[str], reliability_threshold: f
         if const.any():
             log.warning("sub-%s %s: %d constant vertices (ncsnr undefined, not kept)",
                         source.subject, roi, int(const.sum()))
-        sel = np.isfinite(rel["train"]) & (rel["train"] >= reliability_threshold) & ok & ~const
+        usable = ok if nan_betas == "drop" else np.ones(n_all, dtype=bool)
+        sel = (np.isfinite(rel["train"]) & (rel["train"] >= reliability_threshold) & usable
+               & ~const)
         idx = np.flatnonzero(sel)
         row = {"subject": source.subject, "roi": roi, "n_vertices": n_all,
                "n_reliable": int(idx.size),
@@ -221,6 +257,8 @@ def prepare(source: SubjectSource, rois: Sequence[str], reliability_threshold: f
             with warnings.catch_warnings():  # rows of nan_stimuli stay NaN until excluded
                 warnings.simplefilter("ignore", RuntimeWarning)
                 avg = {"train": np.nanmean(tr, axis=1), "test": np.nanmean(te, axis=1)}
+            if nan_betas == "trial_mean":
+                avg = {s: impute_trial_mean(a) for s, a in avg.items()}
             out[roi] = ROIData(vertices=verts[idx], train_reps=tr, test_reps=te,
                                train=avg["train"], test=avg["test"],
                                ncsnr_train=rel["train"][idx], ncsnr_test=rel["test"][idx],

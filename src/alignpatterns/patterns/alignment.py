@@ -9,9 +9,11 @@ rsa-crossnobis-spearman    crossnobis RDM over repetitions squared Euclidean RDM
 rsa-correlation-spearman   1 − Pearson RDM of averages     1 − Pearson RDM
 cka-linear-debiased        Gram of averaged betas          Gram of features
 lp-ridge-pearson           averaged betas (target/source)  features (source)
+rsa-correlation-pearson    1 − Pearson RDM (float32)       1 − Pearson RDM (float32)
+lp-ridge-r2                averaged betas (target/source)  features (source)
 ========================== ============================== =================================
 
-RSA compares RDMs with Spearman; CKA is the debiased linear CKA; LP standardises with train
+RSA compares RDMs with Spearman (``rsa-correlation-pearson``: Pearson, the paper's choice); CKA is the debiased linear CKA; LP standardises with train
 statistics, optionally reduces the source to a common number of PCA components, fits ridge with a
 per-vertex alpha by inner K-fold CV on train and scores the mean over target vertices of the Pearson
 r between prediction and data — on test after fitting on all train stimuli, and on train from
@@ -34,6 +36,7 @@ from alignpatterns.measures import (
     gram,
     lp_oof_predict,
     lp_predict,
+    r2_score,
     rank_rdm,
     rdm,
 )
@@ -41,7 +44,18 @@ from alignpatterns.measures.cka import hsic_unbiased
 from alignpatterns.measures.rdm import n_stimuli_from_pairs
 
 MEASURES = ("rsa-crossnobis-spearman", "rsa-correlation-spearman", "cka-linear-debiased",
-            "lp-ridge-pearson")
+            "lp-ridge-pearson", "rsa-correlation-pearson", "lp-ridge-r2")
+LP_PROTOCOLS = ("default", "paper")
+
+
+def is_lp(measure: str) -> bool:
+    """Whether ``measure`` is a linear-predictivity measure (``lp-ridge-*``)."""
+    return measure.startswith("lp-")
+
+
+def rdm_comparison(measure: str) -> str:
+    """How an RSA measure compares RDMs: ``pearson`` or ``spearman`` (the name's suffix)."""
+    return "pearson" if measure.endswith("-pearson") else "spearman"
 SPLITS = ("train", "test")
 
 
@@ -62,6 +76,12 @@ class LPOptions:
     x_scaling : str
         Source scaling before reduction: ``unit`` (z-score each column) or ``global`` (one
         scale for all columns, keeping the source's geometry).
+    protocol : str
+        ``default`` (ours) or ``paper``: the released code's recipe
+        (:mod:`alignpatterns.measures.lp_paper`; float32, z-scoring on the full train split,
+        ``KFold(outer_cv, shuffle=True, random_state=1)``, scikit-learn ``RidgeCV`` with one
+        shared alpha by efficient LOO, test score = mean over the fold models). ``inner_cv``,
+        ``n_components`` and ``x_scaling`` do not apply to it.
     """
 
     alphas: tuple[float, ...] = tuple(np.logspace(-1, 5, 13))
@@ -69,6 +89,11 @@ class LPOptions:
     outer_cv: int = 5
     n_components: int | None = None
     x_scaling: str = "global"
+    protocol: str = "default"
+
+    def __post_init__(self):
+        if self.protocol not in LP_PROTOCOLS:
+            raise ValueError(f"LP protocol must be one of {LP_PROTOCOLS}, got {self.protocol!r}")
 
 
 @dataclass
@@ -77,6 +102,7 @@ class Representations:
 
     values: dict[str, np.ndarray] = field(default_factory=dict)
     n_dims: int = 0
+    cache: dict = field(default_factory=dict, repr=False)
 
 
 def _check_measure(measure: str) -> None:
@@ -97,11 +123,20 @@ def brain_representation(sd: SubjectData, roi: str, measure: str) -> Representat
             rep.values[split] = rank_rdm(rdm(getattr(d, f"{split}_reps"), "crossnobis"))
         elif measure == "rsa-correlation-spearman":
             rep.values[split] = rank_rdm(rdm(avg, "correlation"))
+        elif measure == "rsa-correlation-pearson":
+            rep.values[split] = _rdm32(avg)
         elif measure == "cka-linear-debiased":
             rep.values[split] = gram(avg)
         else:
             rep.values[split] = avg
     return rep
+
+
+def _rdm32(X: np.ndarray) -> np.ndarray:
+    """1 − Pearson RDM as the paper's code: patterns and RDM rounded to float32 (the products
+    accumulate in float64)."""
+    d = rdm(np.asarray(X, dtype=np.float32), "correlation")
+    return d.astype(np.float32).astype(np.float64)
 
 
 def _named(what: str, measure: str, fn, *args):
@@ -123,6 +158,8 @@ def model_representation(Z_train: np.ndarray, Z_test: np.ndarray, measure: str) 
             rep.values[split] = rank_rdm(rdm(Z, "sqeuclidean") / Z.shape[1])
         elif measure == "rsa-correlation-spearman":
             rep.values[split] = rank_rdm(rdm(Z, "correlation"))
+        elif measure == "rsa-correlation-pearson":
+            rep.values[split] = _rdm32(Z)
         elif measure == "cka-linear-debiased":
             rep.values[split] = gram(Z)
         else:
@@ -166,7 +203,7 @@ def score_sources_to_targets(sources: Mapping[str, Representations],
                 full[:, cols] = null
                 nulls[src_name] = full
             n_dims = src.n_dims
-            if measure == "lp-ridge-pearson" and lp.n_components is not None:
+            if is_lp(measure) and lp.n_components is not None and lp.protocol == "default":
                 n_dims = min(lp.n_components, src.n_dims)
             by_target = dict(zip(present, scores, strict=True))
             for tgt, tgt_rep in targets.items():
@@ -186,12 +223,15 @@ def _scores_and_null(src: Representations, tgts: Sequence[Representations], meas
     a = src.values[split]
     if measure.startswith("rsa-"):
         B = np.stack([t.values[split] for t in tgts])
-        scores = list(np.atleast_1d(compare_rdms(a, B, "spearman", ranked=True)))
+        method = rdm_comparison(measure)
+        scores = list(np.atleast_1d(compare_rdms(a, B, method, ranked=method == "spearman")))
         return scores, None if perms is None else permuted_rsa(a, B, perms)
     if measure == "cka-linear-debiased":
         scores = [cka_from_grams(a, t.values[split], debiased=True) for t in tgts]
         return scores, None if perms is None else permuted_cka(
             a, [t.values[split] for t in tgts], perms)
+    if lp.protocol == "paper":
+        return _paper_lp_scores(src, tgts, measure, split, lp, perms)
     # LP: all targets in one ridge problem, scored per target ROI
     widths = [t.n_dims for t in tgts]
     edges = np.cumsum([0, *widths])
@@ -208,15 +248,43 @@ def _scores_and_null(src: Representations, tgts: Sequence[Representations], meas
                                 x_scaling=lp.x_scaling)
     with warnings.catch_warnings():  # constant target vertices score NaN, averaged out below
         warnings.simplefilter("ignore", RuntimeWarning)
-        r = correlation_score(Y_true, Y_pred)
+        r = (r2_score(Y_true, Y_pred) if measure == "lp-ridge-r2"
+             else correlation_score(Y_true, Y_pred))
     # NaN (without numpy's "mean of empty slice") for a target whose vertices are all constant
     scores = [float(np.nanmean(r[lo:hi])) if np.isfinite(r[lo:hi]).any() else np.nan
               for lo, hi in zip(edges[:-1], edges[1:], strict=True)]
     if perms is None:
         return scores, None
+    if measure == "lp-ridge-r2":
+        from alignpatterns.measures.lp_paper import PaperFit, permuted_scores
+
+        one = PaperFit(Y_true, Y_true, Y_pred, Y_pred[None], np.empty(0))
+        return scores, permuted_scores(one, perms, "r2", edges)
     null = np.column_stack([permuted_lp(Y_true[:, lo:hi], Y_pred[:, lo:hi], perms)
                             for lo, hi in zip(edges[:-1], edges[1:], strict=True)])
     return scores, null
+
+
+def _paper_lp_scores(src: Representations, tgts: Sequence[Representations], measure: str,
+                     split: str, lp: LPOptions, perms: np.ndarray | None):
+    """``lp.protocol: paper``: one fit of the released recipe per target ROI (its alpha shared
+    by the ROI's vertices), reused for both splits; scores and, with ``perms``, the test null
+    shaped (n_draws, n_targets)."""
+    from alignpatterns.measures.lp_paper import fit_paper_lp, fold_scores, permuted_scores
+
+    score = "r2" if measure == "lp-ridge-r2" else "pearson"
+    scores, nulls = [], []
+    for t in tgts:
+        key = ("paper-lp", id(t), lp)
+        if key not in src.cache:  # the fold models serve the train and the test score
+            src.cache[key] = fit_paper_lp(src.values["train"], t.values["train"],
+                                          src.values["test"], t.values["test"],
+                                          alphas=lp.alphas, n_splits=lp.outer_cv)
+        fit = src.cache[key]
+        scores.append(fold_scores(fit, split, score)[0])
+        if perms is not None:
+            nulls.append(permuted_scores(fit, perms, score)[:, 0])
+    return scores, None if perms is None else np.column_stack(nulls)
 
 
 def permuted_rsa(a: np.ndarray, B: np.ndarray, perms: np.ndarray) -> np.ndarray:

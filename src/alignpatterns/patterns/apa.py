@@ -36,7 +36,7 @@ from alignpatterns.measures.stats import fdr_bh, permutation_p_value
 VARIANTS = ("full", "offdiag", "normalized", "normalized_offdiag", "residual")
 OFFDIAG_VARIANTS = ("offdiag", "normalized_offdiag", "residual")
 NORMALIZED_VARIANTS = ("normalized", "normalized_offdiag")
-CEILING_KIND = {"lp-ridge-pearson": "lp_ceiling"}  # other measures: split_half
+CEILING_KIND = {"lp-ridge-pearson": "lp_ceiling", "lp-ridge-r2": "lp_ceiling"}  # others: split_half
 MATCHES = ("pearson", "spearman")
 SELECTIONS = ("score", "aps")
 BRAIN = "brain"
@@ -218,6 +218,13 @@ class _VariantData:
     scale: np.ndarray                # (S, R) divisor of column r′ for target s (1 if raw)
     train: np.ndarray | None = None  # (S, S, R, R) train tensor, scaled as A (selection 'aps')
     cache: dict = field(default_factory=dict, repr=False)
+
+    def paired(self, s2: int, s: int) -> bool:
+        """Whether the tensor holds the pair s2 → s (stand-ins of s are its source partners;
+        every s2 ≠ s unless ``apa.partners`` selected fewer, :func:`partner_pairs`)."""
+        if "paired" not in self.cache:
+            self.cache["paired"] = np.any(np.isfinite(self.A), axis=(2, 3))
+        return bool(self.cache["paired"][s2, s])
 
     def entries(self, r: int) -> np.ndarray:
         return _entries(self.variant, self.A.shape[2], r, self.columns)
@@ -417,7 +424,7 @@ def _pair_matrices(vd: _VariantData, refs, members, match, profiles, key):
         out = {}
         for s in members:
             for s2 in members:
-                if s2 != s:
+                if s2 != s and vd.paired(s2, s):
                     P, lay = profiles(s, s2)
                     out[s, s2] = (vd.match_matrix(P, refs[s, s2], s, match), P, lay)
         vd.cache[ck] = out
@@ -437,7 +444,7 @@ def _candidate_cells(vd: _VariantData, refs, members, match, profiles, key) -> l
     for s in members:
         vals, specs, errs = [], [], []
         for s2 in members:
-            if s2 == s:
+            if s2 == s or not vd.paired(s2, s):
                 continue
             C, P, lay = pairs[s, s2]
             v = np.diag(C)
@@ -453,6 +460,8 @@ def _candidate_cells(vd: _VariantData, refs, members, match, profiles, key) -> l
             for r in range(R):
                 cells[r].per_pair[s, s2] = float(v[r])
                 cells[r].layer[s] = int(lay[r])
+        if not vals:  # no stand-in paired with s among members (apa.partners, a resample)
+            vals, specs, errs = [np.full(R, np.nan)], [np.full(R, np.nan)], [np.full(R, np.nan)]
         aps, spec = np.mean(vals, axis=0), np.mean(specs, axis=0)
         err = np.mean(errs, axis=0) if norm else np.full(R, np.nan)
         for r in range(R):
@@ -536,7 +545,7 @@ def _null_aps(vd: _VariantData, refs, members, r, match, ms: ModelScores, N: np.
         prof = N[:, lay, s, :] / vd.scale[s]
         vals = []
         for s2 in members:
-            if s2 == s:
+            if s2 == s or not vd.paired(s2, s):
                 continue
             ref = refs[s, s2]
             x, y = prof[:, cols], ref[r, cols]
@@ -570,6 +579,48 @@ def _jackknife_ci(full: float, loo: Sequence[float], level: float = 0.95) -> tup
     return full - t * se, full + t * se
 
 
+CI_METHODS = ("jackknife-t", "percentile-bootstrap")
+
+
+def _per_subject(values: dict[int, float], n_subjects: int) -> np.ndarray:
+    """Per-subject values of a cell as an array (S,) in subject order."""
+    return np.array([values[s] for s in range(n_subjects)], dtype=float)
+
+
+def _subject_resamples(seed: int, measure: str, roi: str, n_subjects: int, n_draws: int
+                       ) -> np.ndarray:
+    """Subject resamples (n_draws, S) of the percentile bootstrap.
+
+    One stream per (measure, ROI): every candidate, variant and match of a ROI uses the same
+    resamples (model and brain paired), and adding a candidate changes no other row.
+    """
+    from alignpatterns.measures.stats import bootstrap_subjects
+    from alignpatterns.patterns.streams import stream
+
+    return bootstrap_subjects(n_subjects, n_draws,
+                              stream(seed, measure, roi, "subject-bootstrap"))
+
+
+def _bootstrap_ci(per_subject: np.ndarray, idx: np.ndarray, level: float = 0.95
+                  ) -> tuple[float, float]:
+    """Percentile interval of the mean over resampled subjects (the paper's intervals).
+
+    Resamples draw the *per-subject values*, whose references and layers were computed once on
+    all subjects, so no resample ever pairs a subject with itself. NaN if any value is NaN.
+
+    Parameters
+    ----------
+    per_subject : ndarray, shape (S,)
+    idx : ndarray of int, shape (n_draws, S)
+    """
+    from alignpatterns.measures.stats import percentile_interval
+
+    if not np.all(np.isfinite(per_subject)):
+        return np.nan, np.nan
+    lo, hi = percentile_interval(per_subject[idx].mean(axis=1), level)
+    return float(lo), float(hi)
+
+
 def _prepared(bb: pd.DataFrame, subjects: list[str], rois: Sequence[str], measure: str,
               ceilings: pd.DataFrame | None) -> tuple[list[str], np.ndarray, np.ndarray]:
     """ROIs complete in every subject, the test tensor A[s′, s, r, r′] on them, and the target
@@ -595,20 +646,32 @@ def _model_rows(base, vd, refs, loo_refs, members, loo_members, r, match, ms, se
 
 
 def _model_summary(base, vd, refs, loo_refs, members, loo_members, r, match, ms, selection,
-                   brain_full, brain_loo, b_mean, N, margin, S) -> dict:
-    """The ``apa_summary`` row of one candidate × ROI under one layer selection."""
+                   brain_full, brain_loo, b_mean, N, margin, S, boot=None) -> dict:
+    """The ``apa_summary`` row of one candidate × ROI under one layer selection.
+
+    ``boot`` (subject resamples, :func:`_subject_resamples`) switches the intervals from the
+    delete-one-subject jackknife-t to the paper preset's percentile bootstrap."""
     full = _model_cell(vd, refs, members, r, match, ms, selection)
-    loo = {j: _model_cell(vd, loo_refs[j], loo_members[j], r, match, ms, selection)
-           for j in members}
     m_mean = float(np.mean(list(full.aps.values())))
-    m_loo = [float(np.mean(list(loo[j].aps.values()))) for j in members]
     d_full = float(np.mean([full.aps[s] - brain_full.aps[s] for s in members]))
-    d_loo = [float(np.mean([loo[j].aps[s] - brain_loo[j].aps[s] for s in loo_members[j]]))
-             for j in members]
     sp = float(np.mean(list(full.spec.values())))
-    sp_loo = [float(np.mean(list(loo[j].spec.values()))) for j in members]
-    lo, hi = _jackknife_ci(m_mean, m_loo)
-    dlo, dhi = _jackknife_ci(d_full, d_loo)
+    if boot is None:
+        loo = {j: _model_cell(vd, loo_refs[j], loo_members[j], r, match, ms, selection)
+               for j in members}
+        m_loo = [float(np.mean(list(loo[j].aps.values()))) for j in members]
+        d_loo = [float(np.mean([loo[j].aps[s] - brain_loo[j].aps[s] for s in loo_members[j]]))
+                 for j in members]
+        sp_loo = [float(np.mean(list(loo[j].spec.values()))) for j in members]
+        lo, hi = _jackknife_ci(m_mean, m_loo)
+        dlo, dhi = _jackknife_ci(d_full, d_loo)
+        sp_lo = _jackknife_ci(sp, sp_loo)[0]
+        ci_method = "jackknife-t"
+    else:
+        m_s = _per_subject(full.aps, S)
+        lo, hi = _bootstrap_ci(m_s, boot)
+        dlo, dhi = _bootstrap_ci(m_s - _per_subject(brain_full.aps, S), boot)
+        sp_lo = _bootstrap_ci(_per_subject(full.spec, S), boot)[0]
+        ci_method = "percentile-bootstrap"
     p_stim = (np.nan if N is None or N.shape[0] == 0 else
               _p_value(m_mean, _null_aps(vd, refs, members, r, match, ms, N, selection)))
     # most common selected layer across target subjects (display)
@@ -617,10 +680,10 @@ def _model_summary(base, vd, refs, loo_refs, members, loo_members, r, match, ms,
     return {"measure": base["measure"], "variant": base["variant"], "match": match,
             "selection": selection, "candidate": ms.name, "weights": ms.weights,
             "roi": base["roi"], "layer": layer, "n_subjects": S,
-            "n_entries": base["n_entries"], "ci_method": "jackknife-t", "aps_mean": m_mean,
+            "n_entries": base["n_entries"], "ci_method": ci_method, "aps_mean": m_mean,
             "aps_ci_low": lo, "aps_ci_high": hi, "brain_aps_mean": b_mean, "delta": d_full,
             "delta_ci_low": dlo, "delta_ci_high": dhi, "margin": margin, "spec_margin": sp,
-            "spec_ci_low": _jackknife_ci(sp, sp_loo)[0],
+            "spec_ci_low": sp_lo,
             "relerr": float(np.mean(list(full.relerr.values()))), "p_stimulus": p_stim,
             "q_stimulus": np.nan, "passes": pd.NA}
 
@@ -631,6 +694,7 @@ def run_apa(bb: pd.DataFrame, mb: pd.DataFrame, subjects: Sequence[str], rois: S
             ceilings: pd.DataFrame | None = None, min_ceiling: float = 0.1,
             nulls: dict[str, np.ndarray] | None = None,
             selections: Sequence[str] = ("score",),
+            ci_method: str = "jackknife-t", n_bootstrap: int = 1000, seed: int = 0,
             ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """APA for one measure.
 
@@ -665,6 +729,14 @@ def run_apa(bb: pd.DataFrame, mb: pd.DataFrame, subjects: Sequence[str], rois: S
         over the other subjects, from the ``train`` rows of ``bb``; needs ≥ 6 subjects; no
         ``aps`` rows for the ``residual`` variant). Each selection is redone inside every
         jackknife resample; the brain baseline's rows repeat under every selection.
+    ci_method : {"jackknife-t", "percentile-bootstrap"}
+        Intervals of APS, Δ and specificity: delete-one-subject jackknife-t recomputing
+        references and layer selection (default), or the paper's percentile bootstrap of the
+        per-subject values (:func:`_bootstrap_ci`).
+    n_bootstrap : int
+        Subject resamples of the percentile bootstrap.
+    seed : int
+        The config's seed (streams of the percentile bootstrap).
 
     Returns
     -------
@@ -677,6 +749,9 @@ def run_apa(bb: pd.DataFrame, mb: pd.DataFrame, subjects: Sequence[str], rois: S
     if len(subjects) < MIN_SUBJECTS_BASELINE:
         raise ValueError(f"APA needs ≥ {MIN_SUBJECTS_BASELINE} subjects for a double-exclusion "
                          f"brain baseline; found {len(subjects)}")
+    if ci_method not in CI_METHODS:
+        raise ValueError(f"ci_method must be one of {CI_METHODS}, got {ci_method!r}")
+    jackknife = ci_method == "jackknife-t"
     for v in variants:
         _entries(v, 1, 0)
     needs_ceil = [v for v in variants if v in NORMALIZED_VARIANTS or v == "residual"]
@@ -717,19 +792,27 @@ def run_apa(bb: pd.DataFrame, mb: pd.DataFrame, subjects: Sequence[str], rois: S
         norm = variant in NORMALIZED_VARIANTS
         if norm not in ref_cache:
             ref_cache[norm] = (_references(vd.A, members),
-                               {j: _references(vd.A, loo_members[j]) for j in members})
+                               {j: _references(vd.A, loo_members[j]) for j in members}
+                               if jackknife else {})
         refs, loo_refs = ref_cache[norm]
         for match in matches:
             for r, roi in enumerate(kept):
                 n_entries = len(vd.entries(r))
                 brain_full = _brain_cell(vd, refs, members, r, match)
                 brain_loo = {j: _brain_cell(vd, loo_refs[j], loo_members[j], r, match)
-                             for j in members}
+                             for j in members} if jackknife else {}
+                boot = (None if jackknife else
+                        _subject_resamples(seed, measure, roi, S, n_bootstrap))
                 b_mean = float(np.mean(list(brain_full.aps.values())))
-                b_loo = [float(np.mean(list(brain_loo[j].aps.values()))) for j in members]
                 bs_mean = float(np.mean(list(brain_full.spec.values())))
-                bs_loo = [float(np.mean(list(brain_loo[j].spec.values()))) for j in members]
-                lo, hi = _jackknife_ci(b_mean, b_loo)
+                if jackknife:
+                    b_loo = [float(np.mean(list(brain_loo[j].aps.values()))) for j in members]
+                    bs_loo = [float(np.mean(list(brain_loo[j].spec.values()))) for j in members]
+                    lo, hi = _jackknife_ci(b_mean, b_loo)
+                    bs_lo = _jackknife_ci(bs_mean, bs_loo)[0]
+                else:
+                    lo, hi = _bootstrap_ci(_per_subject(brain_full.aps, S), boot)
+                    bs_lo = _bootstrap_ci(_per_subject(brain_full.spec, S), boot)[0]
                 # the brain baseline selects no layer: its rows repeat under every selection,
                 # so that each selection's slice of the tables is complete
                 for selection in model_selections:
@@ -744,11 +827,10 @@ def run_apa(bb: pd.DataFrame, mb: pd.DataFrame, subjects: Sequence[str], rois: S
                         "measure": measure, "variant": variant, "match": match,
                         "selection": selection, "candidate": BRAIN,
                         "weights": pd.NA, "roi": roi, "layer": pd.NA, "n_subjects": S,
-                        "n_entries": n_entries, "ci_method": "jackknife-t", "aps_mean": b_mean,
+                        "n_entries": n_entries, "ci_method": ci_method, "aps_mean": b_mean,
                         "aps_ci_low": lo, "aps_ci_high": hi, "brain_aps_mean": b_mean,
                         "delta": 0.0, "delta_ci_low": np.nan, "delta_ci_high": np.nan,
-                        "margin": margin, "spec_margin": bs_mean,
-                        "spec_ci_low": _jackknife_ci(bs_mean, bs_loo)[0],
+                        "margin": margin, "spec_margin": bs_mean, "spec_ci_low": bs_lo,
                         "relerr": float(np.mean(list(brain_full.relerr.values()))),
                         "p_stimulus": np.nan, "q_stimulus": np.nan, "passes": pd.NA})
                 for selection in model_selections:
@@ -762,7 +844,7 @@ def run_apa(bb: pd.DataFrame, mb: pd.DataFrame, subjects: Sequence[str], rois: S
                         summary_rows.append(_model_summary(
                             base, vd, refs, loo_refs, members, loo_members, r, match, ms,
                             selection, brain_full, brain_loo, b_mean, cand_nulls[ms.name],
-                            margin, S))
+                            margin, S, boot))
     summary = pd.DataFrame(summary_rows)
     return pd.DataFrame(apa_rows), _verdicts(summary, S)
 
@@ -874,7 +956,7 @@ def _identified(vd: _VariantData, refs, members, match, profiles, key) -> np.nda
     cols = []
     for s in members:
         for s2 in members:
-            if s2 == s:
+            if s2 == s or not vd.paired(s2, s):
                 continue
             C = pairs[s, s2][0]
             ok = np.isfinite(C).any(axis=1)

@@ -22,7 +22,7 @@ from scipy import stats
 from alignpatterns.data.bmd import REPS, ROIData, SubjectData
 from alignpatterns.measures import compare_rdms, linear_cka, rdm
 from alignpatterns.measures.ceilings import rsa_noise_ceiling
-from alignpatterns.patterns.alignment import brain_representation
+from alignpatterns.patterns.alignment import brain_representation, is_lp, rdm_comparison
 
 
 def split_half_reliability(d: ROIData, measure: str) -> float:
@@ -49,9 +49,9 @@ def split_half_reliability(d: ROIData, measure: str) -> float:
         if measure == "rsa-crossnobis-spearman":
             a, b = (rdm(h, "crossnobis", backend="numpy") for h in halves)
             r = compare_rdms(a, b, "spearman")
-        elif measure == "rsa-correlation-spearman":
+        elif measure in ("rsa-correlation-spearman", "rsa-correlation-pearson"):
             a, b = (rdm(np.nanmean(h, axis=1), "correlation", backend="numpy") for h in halves)
-            r = compare_rdms(a, b, "spearman")
+            r = compare_rdms(a, b, rdm_comparison(measure))
         elif measure == "cka-linear-debiased":
             a, b = (np.nanmean(h, axis=1) for h in halves)
             r = linear_cka(a, b, debiased=True, backend="numpy")
@@ -71,14 +71,15 @@ def ceiling_rows(subjects: Mapping[str, SubjectData], rois: Sequence[str],
         for roi in rois:
             for split in ("train", "test"):
                 n_reps = float(REPS[split])
-                if measure == "lp-ridge-pearson":
+                if is_lp(measure):
                     for s in subs:
                         d = subjects[s].rois.get(roi)
                         val = np.nan
                         if d is not None:
                             snr = d.ncsnr_train if split == "train" else d.ncsnr_test
                             nc = snr**2 / (snr**2 + 1.0 / n_reps)
-                            val = float(np.mean(np.sqrt(nc)))
+                            # Pearson r is bounded by √NC, R² by NC
+                            val = float(np.mean(nc if measure == "lp-ridge-r2" else np.sqrt(nc)))
                         rows.append({"measure": measure, "subject": s, "roi": roi,
                                      "split": split, "kind": "lp_ceiling", "value": val,
                                      "n_reps": n_reps})
@@ -88,7 +89,7 @@ def ceiling_rows(subjects: Mapping[str, SubjectData], rois: Sequence[str],
                     lower = upper = {}
                     if len(present) >= 2:
                         R = np.stack([reps[s].values[split] for s in present])
-                        lo, up = rsa_noise_ceiling(R, "spearman")
+                        lo, up = rsa_noise_ceiling(R, rdm_comparison(measure))
                         lower = dict(zip(present, lo, strict=True))
                         upper = dict(zip(present, up, strict=True))
                     for s in subs:
@@ -101,7 +102,7 @@ def ceiling_rows(subjects: Mapping[str, SubjectData], rois: Sequence[str],
                         rows.append({"measure": measure, "subject": s, "roi": roi,
                                      "split": split, "kind": "ceiling_upper", "value": np.nan,
                                      "n_reps": n_reps})
-                if split == "test" and measure != "lp-ridge-pearson":
+                if split == "test" and not is_lp(measure):
                     for s in subs:
                         d = subjects[s].rois.get(roi)
                         val = np.nan if d is None else split_half_reliability(d, measure)
