@@ -22,7 +22,9 @@ stimuli, subjects only, stimuli only — and the corrected variance (rsatoolbox
 clipped to [max(S/(S−1)·v_subj, n/(n−1)·v_stim), v_both]: the plain two-factor bootstrap
 counts measurement noise twice and is conservative. The interval is Δ ± t_{min(S, n)−1}·√v.
 Target ceilings (normalized variants) are held at their full-sample values. The ``residual``
-variant is not bootstrapped (NaN columns).
+variant is not bootstrapped (NaN columns). Draws in which a target has no reference (fewer
+than 4 distinct subjects) are dropped; ``n_bootstrap`` counts the draws used. Below 6 subjects
+(where verdicts are NA) no bootstrap is reported.
 """
 
 from __future__ import annotations
