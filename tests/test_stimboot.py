@@ -198,7 +198,7 @@ def _brute_delta(A, test, train, scale, E, r, idx, match):
             s2 = idx[k]
             pairs = [A[idx[a], idx[c], r] for a in range(S) for c in range(S)
                      if idx[a] != idx[c] and idx[a] not in (s, s2) and idx[c] not in (s, s2)]
-            ref = np.mean(pairs, axis=0)
+            ref = np.nanmean(pairs, axis=0)
             m_vals.append(rho(prof[E[r]], ref[E[r]]))
             b_vals.append(rho(A[s2, s, r][E[r]], ref[E[r]]))
         deltas.append(np.mean(m_vals) - np.mean(b_vals))
@@ -216,13 +216,17 @@ def _tensor(S, R, L, rng):
     return A, test, train
 
 
-@pytest.mark.parametrize("variant,match", [("full", "pearson"), ("offdiag", "spearman"),
-                                           ("normalized_offdiag", "pearson")])
-def test_resample_delta_matches_explicit_loops_and_never_pairs_a_subject_with_itself(variant,
-                                                                                    match):
+@pytest.mark.parametrize("variant,match,missing", [
+    ("full", "pearson", False), ("offdiag", "spearman", False),
+    ("normalized_offdiag", "pearson", False), ("full", "pearson", True),
+    ("offdiag", "spearman", True)])
+def test_resample_delta_matches_explicit_loops_and_never_pairs_a_subject_with_itself(
+        variant, match, missing):
     rng = np.random.default_rng(5)
     S, R, L = 7, 5, 4
     A, test, train = _tensor(S, R, L, rng)
+    if missing:  # one missing score: references average the finite pairs (masked path)
+        A[1, 3, 2, 4] = np.nan
     ceil = rng.uniform(0.3, 0.9, (S, R))
     A_diag = A.copy()
     for s in range(S):

@@ -96,32 +96,16 @@ def _batch_delta(At: np.ndarray, Mt: np.ndarray, w: np.ndarray, train_r: np.ndar
     bi, si = np.arange(B)[:, None], np.arange(S)[None, :]
     Pm = Mt[bi, np.maximum(lay, 0), si, :] / scale[None]  # (B, S, R)
     Pm = np.where((lay >= 0)[..., None], Pm, np.nan)
-    F = np.isfinite(At)
-    X = np.where(F, At, 0.0)
-    wp = w[:, :, None] * w[:, None, :]
-    wp[:, np.arange(S), np.arange(S)] = 0.0
-    num = wp[..., None] * X
-    den = wp[..., None] * F
-    refs = []
-    for Q in (num, den):  # inclusion–exclusion: pairs with neither subject in {s, s*}
-        tot = Q.sum(axis=(1, 2))[:, None, None, :]
-        row, col = Q.sum(axis=2), Q.sum(axis=1)  # by source, by target
-        out = (tot - row[:, :, None] - col[:, :, None] - row[:, None, :] - col[:, None, :]
-               + Q + Q.transpose(0, 2, 1, 3))
-        refs.append(out)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ref = np.where(refs[1] > 0.5, refs[0] / np.where(refs[1] > 0.5, refs[1], 1.0), np.nan)
-    # ref[b, s, s*, :] = ā^{−{s,s*}}[r, :]; brain profile A[s* → s] = At[b, s*, s]
-    Pb = At.transpose(0, 2, 1, 3)
-    Pm = np.broadcast_to(Pm[:, :, None, :], Pb.shape)
-    rho = []
-    for P in (Pm, Pb):
-        M = entries[None, None, None, :] & np.isfinite(P) & np.isfinite(ref)
-        if match == "spearman":
-            rho.append(_masked_pearson(_masked_ranks(P, M), _masked_ranks(ref, M), M))
-        else:
-            rho.append(_masked_pearson(P, ref, M))
-    valid = (w[:, :, None] > 0) & (w[:, None, :] > 0) & ~np.eye(S, dtype=bool)[None]
+    cols = np.flatnonzero(entries)
+    X = At[..., cols]
+    Pm = Pm[..., cols]
+    off = ~np.eye(S, dtype=bool)
+    wp = w[:, :, None] * w[:, None, :] * off[None]
+    if np.isfinite(X[:, off]).all() and np.isfinite(Pm).all():
+        rho = _rho_complete(X, Pm, wp, match)
+    else:
+        rho = _rho_masked(X, Pm, wp, match)
+    valid = (w[:, :, None] > 0) & (w[:, None, :] > 0) & off[None]
     ws = np.where(valid, w[:, None, :], 0.0)  # stand-in weights
     n_in = ws.sum(axis=2)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -129,6 +113,68 @@ def _batch_delta(At: np.ndarray, Mt: np.ndarray, w: np.ndarray, train_r: np.ndar
         per_target = (ws * diff).sum(axis=2) / n_in  # (B, S)
         wt = np.where(n_in > 0, w, 0.0)
         return np.where(wt > 0, wt * per_target, 0.0).sum(axis=1) / wt.sum(axis=1)
+
+
+def _exclusion_sums(Q: np.ndarray) -> np.ndarray:
+    """Σ of Q[b, a, c, ...] over pairs (a, c) with neither a nor c in {s, s*}, as [b, s, s*, ...]
+    (inclusion–exclusion; Q is zero on a = c)."""
+    tot = Q.sum(axis=(1, 2))[:, None, None]
+    row, col = Q.sum(axis=2), Q.sum(axis=1)  # by source, by target
+    return (tot - row[:, :, None] - col[:, :, None] - row[:, None, :] - col[:, None, :]
+            + Q + np.swapaxes(Q, 1, 2))
+
+
+def _rho_complete(X, Pm, wp, match):
+    """(ρ_model, ρ_brain), each [b, s, s*], when every off-diagonal score and profile entry is
+    finite: the references are one weighted mean and ρ an unmasked Pearson."""
+    S = X.shape[1]
+    X0 = np.where(np.eye(S, dtype=bool)[None, :, :, None], 0.0, X)
+    den = _exclusion_sums(wp)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ref = _exclusion_sums(wp[..., None] * X0) / np.where(den > 0.5, den, np.nan)[..., None]
+    Pb = np.swapaxes(X, 1, 2)  # brain profile A[s* → s] at [b, s, s*]
+    if match == "spearman":
+        Pm, Pb = stats.rankdata(Pm, axis=-1), stats.rankdata(Pb, axis=-1)
+        ref = np.where(np.isfinite(ref), stats.rankdata(ref, axis=-1), np.nan)
+    if X.shape[-1] < 3:
+        nan = np.full(Pb.shape[:-1], np.nan)
+        return nan, nan
+    Rc, rr = _centred(ref)
+    Mc, mm = _centred(Pm)
+    Bc, bb = _centred(Pb)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rho_m = np.einsum("bsk,bstk->bst", Mc, Rc) / np.sqrt(mm[:, :, None] * rr)
+        rho_b = np.einsum("bstk,bstk->bst", Bc, Rc) / np.sqrt(bb * rr)
+    return rho_m, rho_b
+
+
+def _centred(P: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """P centred along the last axis and its sum of squares, NaN (not a tiny positive number)
+    for a vector constant up to rounding: its correlation is undefined."""
+    Pc = P - P.mean(axis=-1, keepdims=True)
+    ss = np.einsum("...k,...k->...", Pc, Pc)
+    scale = np.abs(P).max(axis=-1)
+    return Pc, np.where(ss > (1e-12 * scale) ** 2 * P.shape[-1], ss, np.nan)
+
+
+def _rho_masked(X, Pm, wp, match):
+    """:func:`_rho_complete` with missing scores: references average the finite pairs, ρ uses
+    the entries finite in both vectors."""
+    F = np.isfinite(X)
+    num = _exclusion_sums(wp[..., None] * np.where(F, X, 0.0))
+    den = _exclusion_sums(wp[..., None] * F)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ref = np.where(den > 0.5, num / np.where(den > 0.5, den, 1.0), np.nan)
+    Pb = np.swapaxes(X, 1, 2)
+    Pm = np.broadcast_to(Pm[:, :, None, :], Pb.shape)
+    rho = []
+    for P in (Pm, Pb):
+        M = np.isfinite(P) & np.isfinite(ref)
+        if match == "spearman":
+            rho.append(_masked_pearson(_masked_ranks(P, M), _masked_ranks(ref, M), M))
+        else:
+            rho.append(_masked_pearson(P, ref, M))
+    return rho
 
 
 def dual_bootstrap_delta(vd: _VariantData, r: int, match: str, train_r: np.ndarray,
