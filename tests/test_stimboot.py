@@ -58,6 +58,8 @@ def test_rsa_draw_equals_rsatoolbox_subsample_pattern_spearman():
         rb = rsatoolbox.rdm.RDMs(B, pattern_descriptors=desc).subsample_pattern("index", idx)
         ref = rsatoolbox.rdm.compare(ra, rb, method="spearman")
         np.testing.assert_allclose(out[d], ref, atol=1e-12)
+    # RDMs without ties take the cumulative-count shortcut: same values
+    np.testing.assert_allclose(boot_rsa(A[:1], B[:1], counts), out[:, :1, :1], atol=1e-12)
     # stored average ranks give the same draws (re-ranking depends on the order only)
     ranked = boot_rsa(np.stack([rank_rdm(a) for a in A]), np.stack([rank_rdm(b) for b in B]),
                       counts)

@@ -470,6 +470,7 @@ def brain_brain_rows(subjects: Mapping[str, SubjectData], target: str, rois: Seq
     rows = []
     boot = None if boots is None else np.full((len(boots), len(subjects), len(rois),
                                                len(rois)), np.nan)
+    all_sources: dict[tuple[int, int], Representations] = {}
     for si, (src_sub, sd) in enumerate(subjects.items()):
         if src_sub == target:
             continue
@@ -477,12 +478,17 @@ def brain_brain_rows(subjects: Mapping[str, SubjectData], target: str, rois: Seq
                    if (rep := _named(f"sub-{src_sub} ROI {roi!r}", measure,
                                      brain_representation, sd, roi, measure)) is not None}
         missing = [roi for roi in rois if roi not in sources]
-        out = score_sources_to_targets(sources, targets, measure, lp, None, boots)
-        if boots is not None:
+        # LP rescores each source's stored predictions; RSA and CKA all sources at once below
+        lp_boots = boots if measure == "lp-ridge-pearson" else None
+        out = score_sources_to_targets(sources, targets, measure, lp, None, lp_boots)
+        if lp_boots is not None:
             out, _, bt = out
             for ri, roi in enumerate(rois):
                 if roi in bt:
                     boot[:, si, ri, :] = bt[roi]
+        elif boots is not None:
+            all_sources.update({(si, ri): sources[roi] for ri, roi in enumerate(rois)
+                                if roi in sources})
         for row in out:
             rows.append({"measure": measure, "source_subject": src_sub,
                          "source_roi": row["source"], "target_subject": target,
@@ -497,4 +503,7 @@ def brain_brain_rows(subjects: Mapping[str, SubjectData], target: str, rois: Seq
                                  "target_roi": tgt, "split": split, "score": np.nan,
                                  "n_source_dims": 0,
                                  "n_vertices": 0 if tgt_rep is None else tgt_rep.n_dims})
+    if all_sources:
+        for (si, ri), b in _boot_rsa_cka(all_sources, targets, measure, boots).items():
+            boot[:, si, ri, :] = b
     return rows if boots is None else (rows, boot)

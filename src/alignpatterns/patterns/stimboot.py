@@ -76,11 +76,16 @@ class _RankPlan:
         last = np.where(end, pos, P)
         self.stop = np.minimum.accumulate(last[:, ::-1], axis=1)[:, ::-1] + 1  # one past
         self.inverse = np.argsort(self.order, axis=1)
+        self.ties = not bool(new.all())
 
     def ranks(self, w: np.ndarray) -> np.ndarray:
         """Average ranks (k, P) of every entry in the multiset where entry j appears w_j
         times (values of entries with w_j = 0 are meaningless: they carry no weight)."""
         ws = w[self.order]
+        if not self.ties:  # each entry is its own group: C_before + (w + 1)/2
+            C = np.cumsum(ws, axis=1)
+            C -= (ws - 1.0) / 2.0
+            return np.take_along_axis(C, self.inverse, axis=1)
         C = np.zeros((ws.shape[0], ws.shape[1] + 1))
         np.cumsum(ws, axis=1, out=C[:, 1:])
         before = np.take_along_axis(C, self.start, axis=1)
