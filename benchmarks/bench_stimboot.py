@@ -116,16 +116,20 @@ def main(argv=None) -> None:
     ap.add_argument("--quick", action="store_true", help="tiny shapes (smoke test)")
     ap.add_argument("--draws", type=int, default=200, help="bootstrap draws (default 200)")
     ap.add_argument("--no-jobs", action="store_true", help="skip the score-job timing")
+    ap.add_argument("--no-apa", action="store_true", help="skip the APA-stage timing")
+    ap.add_argument("--out", default=None, help="result name (default stimboot[_quick])")
     args = ap.parse_args(argv)
     cfg = QUICK if args.quick else FULL
-    payload: dict[str, Any] = {"config": dict(cfg),
-                               "apa_stage": time_apa_stage(cfg, args.draws)}
+    payload: dict[str, Any] = {"config": dict(cfg)}
+    if not args.no_apa:
+        payload["apa_stage"] = time_apa_stage(cfg, args.draws)
     if not args.no_jobs:
         payload["jobs"] = time_jobs(cfg, args.draws)
     payload["machine"] = machine_info()
     payload["code"] = code_version(["alignpatterns.patterns.apa_boot",
                                     "alignpatterns.patterns.stimboot"])
-    print(write_result("stimboot_quick" if args.quick else "stimboot", payload))
+    name = args.out or ("stimboot_quick" if args.quick else "stimboot")
+    print(write_result(name, payload))
 
 
 if __name__ == "__main__":

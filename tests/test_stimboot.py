@@ -395,3 +395,18 @@ def test_synthetic_cka_interval_narrows_with_more_stimuli_and_agrees_with_jackkn
         ratio = (boot_half / jk_half).to_numpy()
         assert np.all((ratio > 0.3) & (ratio < 10)), ratio
     assert res[96]["delta_boot_se"].mean() < res[24]["delta_boot_se"].mean()
+
+
+def test_bench_stimboot_quick_runs_both_parts():
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import bench_stimboot
+
+    cfg = bench_stimboot.QUICK
+    res = bench_stimboot.time_apa_stage(cfg, 10, log=lambda *a: None)
+    assert res["n_cells"] == len(bench_stimboot.VARIANTS) * cfg["rois"] * cfg["candidates"]
+    assert res["median_valid_draws"] > 0
+    jobs = bench_stimboot.time_jobs(cfg, 5, log=lambda *a: None)
+    assert set(jobs["brain_brain_job_s"]) == {"rsa", "cka", "lp"}
