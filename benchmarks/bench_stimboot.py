@@ -97,11 +97,13 @@ def time_jobs(cfg: dict, n_draws: int, log=print) -> dict[str, Any]:
     mb = {"rsa": _timed(boot_rsa, rdm_l, rdm_r, counts),
           "cka": _timed(boot_cka, grams[:L], grams[L:], counts),
           "lp": L * _timed(boot_lp, Y, preds[0], counts, edges)}
-    # brain_brain job (one target): per source subject 19 source ROIs × 19 targets
-    t_rsa = _timed(boot_rsa, rdm_r, rdm_r, counts)
-    t_cka = _timed(boot_cka, grams[L:], grams[L:], counts)
+    # brain_brain job (one target): RSA and CKA rescore all (S − 1) × R source ROIs against the
+    # R target ROIs in one call; LP rescores each source ROI's stored predictions
+    src_rdms = np.tile(rdm_r, (S - 1, 1))
+    src_grams = np.tile(grams[L:], (S - 1, 1, 1))
     t_lp = np.mean([_timed(boot_lp, Y, p, counts, edges) for p in preds])
-    bb = {"rsa": (S - 1) * t_rsa, "cka": (S - 1) * t_cka, "lp": (S - 1) * R * t_lp}
+    bb = {"rsa": _timed(boot_rsa, src_rdms, rdm_r, counts),
+          "cka": _timed(boot_cka, src_grams, grams[L:], counts), "lp": (S - 1) * R * t_lp}
     out["model_brain_job_s"] = mb
     out["brain_brain_job_s"] = bb
     out["brain_brain_all_targets_s"] = {k: S * v for k, v in bb.items()}
