@@ -410,3 +410,30 @@ def test_bench_stimboot_quick_runs_both_parts():
     assert res["median_valid_draws"] > 0
     jobs = bench_stimboot.time_jobs(cfg, 5, log=lambda *a: None)
     assert set(jobs["brain_brain_job_s"]) == {"rsa", "cka", "lp"}
+
+
+def test_load_boots_assembles_files_and_names_a_bad_one(tmp_path):
+    from alignpatterns import io, pipeline
+
+    subjects, rois, D = ["01", "02"], ["A", "B", "C"], 3
+    rng = np.random.default_rng(0)
+    bb_paths, null_paths, per_target = [], [], {}
+    for t in subjects:
+        arr = rng.standard_normal((D, 2, 3, 3))
+        per_target[t] = arr
+        path = tmp_path / "bb" / f"sub-{t}.npz"
+        path.parent.mkdir(exist_ok=True)
+        io.save_arrays(path, {"boot": arr, "subjects": np.array(subjects),
+                              "rois": np.array(rois), "n_bootstrap": np.array(D),
+                              "n_stimuli": np.array(20)})
+        bb_paths.append(path)
+        npath = tmp_path / "null" / "m1" / f"sub-{t}.npz"
+        npath.parent.mkdir(parents=True, exist_ok=True)
+        io.save_arrays(npath, {"boot__x": np.full((D, 4, 3), float(t))})
+        null_paths.append(npath)
+    brain, models, n = pipeline.load_boots(null_paths, bb_paths, "x", subjects, rois)
+    assert n == 20 and brain.shape == (D, 2, 2, 3, 3)
+    np.testing.assert_array_equal(brain[:, :, 1], per_target["02"])  # [draw, source, target]
+    assert models["m1"].shape == (D, 4, 2, 3) and np.all(models["m1"][:, :, 1] == 2.0)
+    with pytest.raises(ValueError, match=r"sub-01\.npz: no stimulus-bootstrap scores"):
+        pipeline.load_boots(null_paths, bb_paths, "y", subjects, rois)

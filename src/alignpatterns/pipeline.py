@@ -431,6 +431,7 @@ def apa(cfg: dict, measure: str, mb_path: str, bb_path: str, ceilings_path: str,
     identification; with ``apa.n_bootstrap`` > 0 and the brain–brain bootstrap files
     ``boot_paths``, the subject × stimulus bootstrap of Δ beside the jackknife-t interval."""
     from alignpatterns.patterns.apa import generic_null_rows, roi_identification, run_apa
+    from alignpatterns.patterns.apa_boot import bootstrap_columns
 
     mb = io.read_table(mb_path, "model_brain")
     bb = io.read_table(bb_path, "brain_brain")
@@ -442,8 +443,6 @@ def apa(cfg: dict, measure: str, mb_path: str, bb_path: str, ceilings_path: str,
                             matches=a["match"], margin=a["margin"], ceilings=ceilings,
                             min_ceiling=a["min_ceiling"],
                             nulls=load_nulls(null_paths, measure, cfg["subjects"]))
-    from alignpatterns.patterns.apa_boot import bootstrap_columns
-
     if boot_paths is None:  # no bootstrap: NaN columns
         brain_boot, model_boot, n_test = np.empty((0,)), {}, 0
     else:
