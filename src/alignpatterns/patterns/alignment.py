@@ -168,8 +168,8 @@ def score_sources_to_targets(sources: Mapping[str, Representations],
         for split in SPLITS:
             p = perms if split == "test" else None
             c = boots if split == "test" else None
-            scores, null, bt = _scores_and_null(src, [targets[t] for t in present], measure,
-                                                split, lp, p, c)
+            scores, null, bt = _scores_null_boot(src, [targets[t] for t in present], measure,
+                                                 split, lp, p, c)
             cols = [i for i, t in enumerate(targets) if t in present]
             if p is not None:
                 full = np.full((len(p), len(targets)), np.nan)
@@ -215,11 +215,18 @@ def _boot_rsa_cka(sources: Mapping[str, Representations],
 
 
 def _scores_and_null(src: Representations, tgts: Sequence[Representations], measure: str,
-                     split: str, lp: LPOptions, perms: np.ndarray | None,
-                     boots: np.ndarray | None = None):
-    """Scores of ``src`` against each target, with ``perms`` (n_draws, n_test) the scores
-    with the source's stimuli permuted and with ``boots`` (n_draws, n_test) the scores under
-    stimulus-bootstrap draws, each shaped (n_draws, n_targets) (else None)."""
+                     split: str, lp: LPOptions, perms: np.ndarray | None):
+    """Scores of ``src`` against each target and, with ``perms`` (n_draws, n_test), the scores
+    with the source's stimuli permuted, shaped (n_draws, n_targets) (else None)."""
+    scores, null, _ = _scores_null_boot(src, tgts, measure, split, lp, perms)
+    return scores, null
+
+
+def _scores_null_boot(src: Representations, tgts: Sequence[Representations], measure: str,
+                      split: str, lp: LPOptions, perms: np.ndarray | None,
+                      boots: np.ndarray | None = None):
+    """:func:`_scores_and_null` and, with ``boots`` (n_draws, n_test), the LP test scores under
+    the stimulus-bootstrap draws, shaped (n_draws, n_targets) (else None)."""
     from alignpatterns.patterns import stimboot
 
     # RSA and CKA bootstrap scores are computed for all sources at once (_boot_rsa_cka)
