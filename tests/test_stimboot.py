@@ -111,6 +111,17 @@ def test_cka_draw_equals_explicit_resampled_grams_with_copy_pairs_zeroed():
                                      for K in Ks], atol=1e-12)
 
 
+def test_no_draws_give_empty_arrays():
+    rng = np.random.default_rng(9)
+    none = np.zeros((0, 8), dtype=int)
+    G = np.stack([gram(rng.standard_normal((8, 3)))])
+    assert boot_rsa(rdm(rng.standard_normal((8, 3)), "euclidean")[None],
+                    rdm(rng.standard_normal((8, 3)), "euclidean")[None], none).shape == (0, 1, 1)
+    assert boot_cka(G, np.concatenate([G, G]), none).shape == (0, 1, 2)
+    assert boot_lp(rng.standard_normal((8, 4)), rng.standard_normal((8, 4)), none,
+                   [0, 2, 4]).shape == (0, 2)
+
+
 def test_lp_draw_equals_numpy_pearson_on_resampled_rows():
     rng = np.random.default_rng(3)
     n = 20

@@ -123,6 +123,8 @@ def boot_rsa(A: np.ndarray, B: np.ndarray, counts: np.ndarray) -> np.ndarray:
     B = np.atleast_2d(np.asarray(B, dtype=np.float64))
     n = int(round((1 + np.sqrt(1 + 8 * A.shape[1])) / 2))
     counts = _check_counts(counts, n)
+    if len(counts) == 0:
+        return np.empty((0, len(A), len(B)))
     W = _pair_weights(counts)
     plan_a, plan_b = _RankPlan(A), _RankPlan(B)
     out = np.empty((len(W), len(A), len(B)))
@@ -169,6 +171,8 @@ def boot_cka(Ks: np.ndarray, Ls: np.ndarray, counts: np.ndarray) -> np.ndarray:
     Ls = np.asarray(Ls, dtype=np.float64)
     n = Ks.shape[-1]
     counts = _check_counts(counts, n)
+    if len(counts) == 0:
+        return np.empty((0, len(Ks), len(Ls)))
     N = counts.sum(axis=1)  # (D,)
     eye = np.eye(n, dtype=bool)
     Kt = np.where(eye, 0.0, Ks)
