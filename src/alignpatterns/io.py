@@ -81,6 +81,9 @@ TABLE_SCHEMAS: dict[str, dict[str, str]] = {
         "p_stimulus": "float64",
         "q_stimulus": "float64", "passes": "boolean", "passes_margin_0_05": "boolean",
         "passes_margin_0_1": "boolean", "passes_margin_0_2": "boolean",
+        # subject × stimulus bootstrap of Δ (patterns/apa_boot.py)
+        "delta_boot_se": "float64", "delta_boot_ci_low": "float64",
+        "delta_boot_ci_high": "float64", "n_bootstrap": "int64",
     },
     "apa_nulls": {
         "measure": "string", "variant": "string", "match": "string", "null": "string",

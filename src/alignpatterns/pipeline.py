@@ -258,10 +258,13 @@ def model_brain(cfg: dict, model: str, features_path: str, subject_path: str, in
                 out: str, out_null: str) -> None:
     """All measures × layers × ROIs for one model and one subject, and the test scores under
     ``apa.n_permutations`` stimulus permutations of the model (``out_null``, an npz with
-    ``null__<measure>`` arrays shaped (n_draws, n_layers, n_rois))."""
+    ``null__<measure>`` arrays shaped (n_draws, n_layers, n_rois)) and under the
+    ``apa.n_bootstrap`` stimulus-bootstrap draws of each measure (``boot__<measure>``, same
+    shape)."""
     from alignpatterns.config import model_entry
     from alignpatterns.data.prepared import load_subject
     from alignpatterns.patterns.alignment import is_lp, model_brain_scores
+    from alignpatterns.patterns.stimboot import stimulus_bootstrap_draws
     from alignpatterns.patterns.streams import stimulus_permutations
 
     feats, ids = load_features(features_path)
@@ -272,6 +275,8 @@ def model_brain(cfg: dict, model: str, features_path: str, subject_path: str, in
     n_draws = int(cfg["apa"]["n_permutations"])
     perms = {m: stimulus_permutations(cfg["seed"], m, model, n_draws, n_test)
              for m in cfg["measures"]}
+    n_boot = int(cfg["apa"].get("n_bootstrap", 0))
+    boots = {m: stimulus_bootstrap_draws(cfg["seed"], m, n_boot, n_test) for m in cfg["measures"]}
     lp_opts = _lp_options(cfg, info_path)
     lp_measures = [m for m in cfg["measures"] if is_lp(m)]
     reduced = load_features(features_path, "lp")[0] if lp_measures else {}
@@ -282,30 +287,49 @@ def model_brain(cfg: dict, model: str, features_path: str, subject_path: str, in
             raise ValueError(f"{features_path}: reduced layers {list(reduced)} differ from the "
                              f"layers {list(feats)}")
         others = [m for m in cfg["measures"] if not is_lp(m)]
-        rows, nulls = model_brain_scores(feats, sd, cfg["rois"], others, lp_opts,
-                                         {m: perms[m] for m in others})
-        lp_rows, lp_nulls = model_brain_scores(reduced, sd, cfg["rois"], lp_measures, lp_opts,
-                                               {m: perms[m] for m in lp_measures})
-        rows, nulls = rows + lp_rows, {**nulls, **lp_nulls}
+        rows, nulls, boot = model_brain_scores(feats, sd, cfg["rois"], others, lp_opts,
+                                               {m: perms[m] for m in others},
+                                               {m: boots[m] for m in others})
+        lp_rows, lp_nulls, lp_boot = model_brain_scores(
+            reduced, sd, cfg["rois"], lp_measures, lp_opts,
+            {m: perms[m] for m in lp_measures}, {m: boots[m] for m in lp_measures})
+        rows, nulls, boot = rows + lp_rows, {**nulls, **lp_nulls}, {**boot, **lp_boot}
     else:
-        rows, nulls = model_brain_scores(feats, sd, cfg["rois"], cfg["measures"], lp_opts, perms)
+        rows, nulls, boot = model_brain_scores(feats, sd, cfg["rois"], cfg["measures"], lp_opts,
+                                               perms, boots)
     df = pd.DataFrame(rows)
     df.insert(1, "model", model)
     df.insert(2, "weights", model_entry(cfg, model)["weights"])
     arrays = {f"null__{m}": a for m, a in nulls.items()}
+    arrays.update({f"boot__{m}": a for m, a in boot.items()})
     arrays.update(layers=np.array(list(feats)), rois=np.array(cfg["rois"]),
-                  n_draws=np.array(n_draws))
+                  n_draws=np.array(n_draws), n_bootstrap=np.array(n_boot))
     io.save_arrays(out_null, arrays)
     io.write_table(df, out, "model_brain", cfg)
 
 
 def brain_brain(cfg: dict, measure: str, target: str, subject_paths: Sequence[str],
-                info_path: str, out: str) -> None:
-    """A_{s′→s} for one measure and target subject, all source subjects and ROI pairs."""
+                info_path: str, out: str, out_boot: str | None = None) -> None:
+    """A_{s′→s} for one measure and target subject, all source subjects and ROI pairs, and
+    (``out_boot``, an npz) the test scores under the measure's ``apa.n_bootstrap``
+    stimulus-bootstrap draws: ``boot`` shaped (n_draws, n_subjects, n_rois, n_rois), indexed
+    [draw, source subject, source ROI, target ROI], with ``subjects`` and ``rois``."""
     from alignpatterns.patterns.alignment import brain_brain_rows
+    from alignpatterns.patterns.stimboot import stimulus_bootstrap_draws
 
-    rows = brain_brain_rows(_load_subjects(subject_paths), target, cfg["rois"], measure,
-                            _lp_options(cfg, info_path))
+    subjects = _load_subjects(subject_paths)
+    lp = _lp_options(cfg, info_path)
+    if out_boot is None:
+        rows = brain_brain_rows(subjects, target, cfg["rois"], measure, lp)
+    else:
+        n_test = len(subjects[target].test_ids)
+        counts = stimulus_bootstrap_draws(cfg["seed"], measure,
+                                          int(cfg.get("apa", {}).get("n_bootstrap", 0)), n_test)
+        rows, boot = brain_brain_rows(subjects, target, cfg["rois"], measure, lp, counts)
+        io.save_arrays(out_boot, {"boot": boot, "subjects": np.array(list(subjects)),
+                                  "rois": np.array(cfg["rois"]),
+                                  "n_bootstrap": np.array(len(counts)),
+                                  "n_stimuli": np.array(n_test)})
     io.write_table(pd.DataFrame(rows), out, "brain_brain", cfg)
 
 
@@ -381,12 +405,73 @@ def apa_pairs(cfg: dict, bb: pd.DataFrame) -> pd.DataFrame:
     return select_pairs(bb, cfg["subjects"], P)
 
 
+def load_boots(null_paths: Sequence[str], bb_boot_paths: Sequence[str], measure: str,
+               subjects: Sequence[str], rois: Sequence[str]
+               ) -> tuple[np.ndarray, dict[str, np.ndarray], int]:
+    """Test scores under the measure's stimulus-bootstrap draws.
+
+    Returns
+    -------
+    brain : ndarray, shape (n_draws, n_subjects, n_subjects, n_rois, n_rois)
+        [draw, source subject, target subject, source ROI, target ROI] from the
+        ``brain_brain_boot/<measure>/sub-<subject>.npz`` files.
+    models : dict of candidate → ndarray, shape (n_draws, n_layers, n_subjects, n_rois)
+        From the ``boot__<measure>`` arrays of the ``model_brain_null`` files.
+    n_stimuli : int
+        Test stimuli resampled by the draws.
+    """
+    subjects = list(subjects)
+    brain = None
+    n_stimuli = 0
+    for p in bb_boot_paths:
+        p = Path(p)
+        arrs = io.load_arrays(p)
+        if "boot" not in arrs or list(arrs["subjects"]) != subjects \
+                or list(arrs["rois"]) != list(rois):
+            raise ValueError(f"{p}: expected stimulus-bootstrap brain scores of subjects "
+                             f"{subjects} and ROIs {list(rois)}")
+        target = p.stem.removeprefix("sub-")
+        if target not in subjects:
+            raise ValueError(f"{p}: subject {target!r} is not in the config's subjects")
+        if brain is None:
+            brain = np.full((arrs["boot"].shape[0], len(subjects), len(subjects), len(rois),
+                             len(rois)), np.nan)
+        if arrs["boot"].shape[0] != brain.shape[0]:
+            raise ValueError(f"{p}: {arrs['boot'].shape[0]} bootstrap draws, expected "
+                             f"{brain.shape[0]} as the other subjects")
+        brain[:, :, subjects.index(target)] = arrs["boot"]
+        n_stimuli = int(arrs["n_stimuli"])
+    if brain is None:
+        brain = np.empty((0, len(subjects), len(subjects), len(rois), len(rois)))
+    per_model: dict[str, dict[str, np.ndarray]] = {}
+    for p in null_paths:
+        p = Path(p)
+        arrs = io.load_arrays(p)
+        key = f"boot__{measure}"
+        if key not in arrs:
+            raise ValueError(f"{p}: no stimulus-bootstrap scores for measure {measure!r} "
+                             f"(rerun model_brain with apa.n_bootstrap set)")
+        if arrs[key].shape[0] != brain.shape[0]:
+            raise ValueError(f"{p}: {arrs[key].shape[0]} stimulus-bootstrap draws, the "
+                             f"brain–brain files have {brain.shape[0]}")
+        per_model.setdefault(p.parent.name, {})[p.stem.removeprefix("sub-")] = arrs[key]
+    models = {}
+    for model, by_sub in per_model.items():
+        missing = [s for s in subjects if s not in by_sub]
+        if missing:
+            raise ValueError(f"stimulus-bootstrap scores of {model!r} lack subjects {missing}")
+        models[model] = np.stack([by_sub[s] for s in subjects], axis=2)
+    return brain, models, n_stimuli
+
+
 def apa(cfg: dict, measure: str, mb_path: str, bb_path: str, ceilings_path: str,
         null_paths: Sequence[str], out_apa: str, out_summary: str, out_nulls: str,
-        out_confusion: str) -> None:
+        out_confusion: str, boot_paths: Sequence[str] | None = None) -> None:
     """APA for one measure (all variants and candidates), the generic null profiles and ROI
-    identification."""
+    identification; with ``apa.n_bootstrap`` > 0 and the brain–brain bootstrap files
+    ``boot_paths``, the subject × stimulus bootstrap of Δ beside the jackknife-t interval."""
     from alignpatterns.patterns.apa import generic_null_rows, roi_identification, run_apa
+    from alignpatterns.patterns.apa_boot import bootstrap_columns
 
     mb = io.read_table(mb_path, "model_brain")
     bb = io.read_table(bb_path, "brain_brain")
@@ -406,6 +491,15 @@ def apa(cfg: dict, measure: str, mb_path: str, bb_path: str, ceilings_path: str,
                             nulls=load_nulls(null_paths, measure, cfg["subjects"]),
                             selections=selections, ci_method=a.get("ci_method", "jackknife-t"),
                             n_bootstrap=int(a.get("n_bootstrap", 0)), seed=cfg["seed"])
+    if boot_paths is None:  # no bootstrap: NaN columns
+        brain_boot, model_boot, n_test = np.empty((0,)), {}, 0
+    else:
+        brain_boot, model_boot, n_test = load_boots(null_paths, boot_paths, measure,
+                                                    cfg["subjects"], cfg["rois"])
+    summary = bootstrap_columns(summary, bb, mb[mb["measure"] == measure], cfg["subjects"],
+                                cfg["rois"], measure, brain_boot, model_boot, n_test,
+                                cfg["seed"], ceilings=ceilings,
+                                min_ceiling=a["min_ceiling"])
     generic = generic_null_rows(bb, cfg["subjects"], cfg["rois"], measure,
                                 variants=a["variants"], matches=a["match"], ceilings=ceilings,
                                 min_ceiling=a["min_ceiling"])

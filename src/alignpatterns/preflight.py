@@ -141,6 +141,18 @@ def _model_brain_terms(layers: Sequence[tuple[int, int]], subj_mb: float, n_test
     }
 
 
+def _bootstrap_terms(n_boot: int, n_test: int, n_vertices: int) -> dict[str, float]:
+    """Working arrays of the stimulus-bootstrap rescoring (patterns/stimboot.py): the CKA
+    count products (draws × n_test²) and the LP per-vertex sums (draws × vertices, six)."""
+    if n_boot <= 0:
+        return {}
+    return {"stimulus bootstrap": n_boot * (2 * n_test**2 + 6 * n_vertices) * 8 / MB}
+
+
+def _n_boot(cfg: Mapping) -> int:
+    return int((cfg.get("apa") or {}).get("n_bootstrap", 0) or 0)
+
+
 #: Rules whose peak memory is estimated from their input files (checked before they run).
 FILE_ESTIMATED = ("model_brain", "brain_brain", "ceilings", "extract", "apa")
 
@@ -174,6 +186,7 @@ def estimate_from_files(rule: str, inputs: Mapping[str, Sequence[str]], cfg: Map
         n_test = _n_test_of_subject(subj)
         terms = _model_brain_terms(layers, sm, n_test, int(cfg["apa"]["n_permutations"]),
                                    len(cfg["measures"]))
+        terms.update(_bootstrap_terms(_n_boot(cfg), n_test, sum(_roi_widths(subj))))
         return Estimate(rule, terms)
     if rule in ("brain_brain", "ceilings"):
         subs = paths("subjects")
@@ -185,6 +198,9 @@ def estimate_from_files(rule: str, inputs: Mapping[str, Sequence[str]], cfg: Map
         terms = {"interpreter": BASE_MB, "all subjects": sum(sizes),
                  "LP targets and predictions": 4 * y_all,
                  "stimulus Gram/RDM": 6 * n_stim**2 * 8 / MB}
+        if rule == "brain_brain" and subs:
+            terms.update(_bootstrap_terms(_n_boot(cfg), _n_test_of_subject(subs[0]),
+                                          sum(widths)))
         return Estimate(rule, terms)
     if rule == "extract":
         frames = paths("frames")[0]
@@ -209,6 +225,10 @@ def estimate_from_files(rule: str, inputs: Mapping[str, Sequence[str]], cfg: Map
                  "tables": 10 * _size_mb(paths("model_brain") + paths("brain_brain")),
                  "nulls": 2 * sum(sum(_nbytes(s, d) for s, d in npz_members(p).values())
                                   for p in paths("nulls")) / MB}
+        boots = sum(sum(_nbytes(s, d) for s, d in npz_members(p).values())
+                    for p in paths("boots")) / MB
+        if boots > 0:  # the brain tensor under the draws, a normalised copy, batch arrays
+            terms["stimulus bootstrap"] = 3 * boots + 64
         return Estimate(rule, terms)
     return None
 

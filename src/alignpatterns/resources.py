@@ -77,6 +77,10 @@ def runtime(rule: str, cfg: Mapping, input=None, attempt: int = 1) -> int:
     cells = s["n_subjects"] * s["n_rois"]
     n_layers = preflight._n_layers(cfg)
     perms = int((cfg.get("apa") or {}).get("n_permutations", 1000))
+    # stimulus bootstrap (per 1000 draws; benchmarks/bench_stimboot.py at BMD size, ~3x margin)
+    boots = int((cfg.get("apa") or {}).get("n_bootstrap", 0) or 0) / 1000
+    kt = (s["n_test"] / 100) ** 2
+    n_variants = len((cfg.get("apa") or {}).get("variants", [])) or 4
     f = cfg["features"]
     minutes = {
         "synthesize": 10 + s["n_subjects"] * 3 * k,
@@ -85,10 +89,14 @@ def runtime(rule: str, cfg: Mapping, input=None, attempt: int = 1) -> int:
         "frames": 5 + n_stim * f["n_frames"] / 500,
         "extract": 10 + (0 if cfg.get("device") == "cuda"
                          else n_stim * f["n_frames"] * (f["size"] / 112) ** 2 / 50),
-        "model_brain": 10 + n_layers * s["n_rois"] * 0.5 * k + perms / 1000 * 5,
-        "brain_brain": 10 + cells * s["n_rois"] * 0.05 * k,
+        "model_brain": 10 + n_layers * s["n_rois"] * 0.5 * k + perms / 1000 * 5
+        + boots * n_layers * s["n_rois"] * 0.005 * kt,
+        "brain_brain": 10 + cells * s["n_rois"] * 0.05 * k
+        + boots * cells * s["n_rois"] * 0.004 * kt,
         "ceilings": 10 + cells * 0.05 * k,
-        "apa": 15 + len(cfg["models"]) * s["n_subjects"] * perms / 1000 * 0.2,
+        "apa": 15 + len(cfg["models"]) * s["n_subjects"] * perms / 1000 * 0.2
+        + boots * len(cfg["models"]) * s["n_rois"] * n_variants * (s["n_subjects"] / 10) ** 2
+        * 0.025,
     }.get(rule, MIN_RUNTIME)
     return max(MIN_RUNTIME, int(math.ceil(minutes))) * attempt
 

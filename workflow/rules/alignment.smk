@@ -33,8 +33,9 @@ rule brain_brain:
         lib=lib("measures", "patterns"),
     output:
         "results/alignment/brain_brain/{measure}/sub-{subject}.parquet",
+        boot="results/alignment/brain_brain_boot/{measure}/sub-{subject}.npz",
     params:
-        cfg=cfg_for("rois", "lp"),
+        cfg=brain_brain_cfg,
     log:
         "results/logs/brain_brain/{measure}/sub-{subject}.log",
     benchmark:

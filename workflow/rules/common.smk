@@ -78,6 +78,15 @@ def model_brain_null_files(wildcards=None):
     )
 
 
+def brain_brain_boot_files(wildcards):
+    """One measure's brain–brain test scores under the stimulus-bootstrap draws."""
+    return expand(
+        "results/alignment/brain_brain_boot/{measure}/sub-{subject}.npz",
+        measure=wildcards.measure,
+        subject=SUBJECTS,
+    )
+
+
 def brain_brain_files(wildcards=None):
     return expand(
         "results/alignment/brain_brain/{measure}/sub-{subject}.parquet",
@@ -135,7 +144,15 @@ def model_brain_cfg(wildcards):
     """Config for one model x subject alignment job."""
     out = cfg_for("rois", "measures", "lp", "seed")
     out["models"] = [m for m in CFG["models"] if m["name"] == wildcards.model]
-    out["apa"] = {"n_permutations": CFG["apa"]["n_permutations"]}
+    out["apa"] = {"n_permutations": CFG["apa"]["n_permutations"],
+                  "n_bootstrap": CFG["apa"]["n_bootstrap"]}
+    return out
+
+
+def brain_brain_cfg(wildcards):
+    """Config for one brain x brain job (the bootstrap draws need the seed and their number)."""
+    out = cfg_for("rois", "lp", "seed")
+    out["apa"] = {"n_bootstrap": CFG["apa"]["n_bootstrap"]}
     return out
 
 

@@ -7,6 +7,7 @@ rule apa:
         brain_brain="results/tables/brain_brain.parquet",
         ceilings="results/tables/ceilings.parquet",
         nulls=model_brain_null_files(),
+        boots=brain_brain_boot_files,
         lib=lib("patterns"),
     output:
         apa="results/apa/{measure}/apa.parquet",

@@ -13,4 +13,5 @@ pipeline.apa(
     snakemake.output.summary,
     snakemake.output.nulls,
     snakemake.output.confusion,
+    boot_paths=snakemake.input.boots,
 )

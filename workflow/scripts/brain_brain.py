@@ -9,4 +9,5 @@ pipeline.brain_brain(
     snakemake.input.subjects,
     snakemake.input.info,
     snakemake.output[0],
+    snakemake.output.boot,
 )

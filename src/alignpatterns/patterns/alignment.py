@@ -169,7 +169,8 @@ def model_representation(Z_train: np.ndarray, Z_test: np.ndarray, measure: str) 
 
 def score_sources_to_targets(sources: Mapping[str, Representations],
                              targets: Mapping[str, Representations | None], measure: str,
-                             lp: LPOptions, perms: np.ndarray | None = None):
+                             lp: LPOptions, perms: np.ndarray | None = None,
+                             boots: np.ndarray | None = None):
     """Score every source against every target on both splits.
 
     Parameters
@@ -180,6 +181,10 @@ def score_sources_to_targets(sources: Mapping[str, Representations],
     lp : LPOptions
     perms : ndarray of int, shape (n_draws, n_test), optional
         Stimulus permutations of the test split applied to each source.
+    boots : ndarray of int, shape (n_draws, n_test), optional
+        Stimulus-bootstrap copy counts of the test split
+        (:func:`alignpatterns.patterns.stimboot.stimulus_bootstrap_draws`), applied to source
+        and target alike.
 
     Returns
     -------
@@ -188,20 +193,29 @@ def score_sources_to_targets(sources: Mapping[str, Representations],
     nulls : dict of source name → ndarray, shape (n_draws, n_targets)
         Only with ``perms``: test scores of the permuted source against every target (NaN for
         missing targets), in the order of ``targets``.
+    boot : dict of source name → ndarray, shape (n_draws, n_targets)
+        Only with ``boots`` (then the return value is ``(rows, nulls, boot)``): test scores
+        under each stimulus-bootstrap draw (NaN for missing targets).
     """
     rows = []
     nulls = {}
+    boot = {}
     present = [t for t, rep in targets.items() if rep is not None]
     for src_name, src in sources.items():
         for split in SPLITS:
             p = perms if split == "test" else None
-            scores, null = _scores_and_null(src, [targets[t] for t in present], measure, split,
-                                            lp, p)
+            c = boots if split == "test" else None
+            scores, null, bt = _scores_null_boot(src, [targets[t] for t in present], measure,
+                                                 split, lp, p, c)
+            cols = [i for i, t in enumerate(targets) if t in present]
             if p is not None:
                 full = np.full((len(p), len(targets)), np.nan)
-                cols = [i for i, t in enumerate(targets) if t in present]
                 full[:, cols] = null
                 nulls[src_name] = full
+            if c is not None and bt is not None:
+                full = np.full((len(c), len(targets)), np.nan)
+                full[:, cols] = bt
+                boot[src_name] = full
             n_dims = src.n_dims
             if is_lp(measure) and lp.n_components is not None and lp.protocol == "default":
                 n_dims = min(lp.n_components, src.n_dims)
@@ -211,27 +225,63 @@ def score_sources_to_targets(sources: Mapping[str, Representations],
                              "score": float(by_target.get(tgt, np.nan)),
                              "n_source_dims": n_dims,
                              "n_vertices": 0 if tgt_rep is None else tgt_rep.n_dims})
+    if boots is not None:
+        if measure != "lp-ridge-pearson":
+            boot = _boot_rsa_cka(sources, targets, measure, boots)
+        return rows, nulls, boot
     return rows if perms is None else (rows, nulls)
+
+
+def _boot_rsa_cka(sources: Mapping[str, Representations],
+                  targets: Mapping[str, Representations | None], measure: str,
+                  boots: np.ndarray) -> dict[str, np.ndarray]:
+    """Test scores of every source against every target under the stimulus-bootstrap draws
+    (RSA, CKA), all sources at once: source name → (n_draws, n_targets), NaN for missing
+    targets."""
+    from alignpatterns.patterns import stimboot
+
+    present = [i for i, rep in enumerate(targets.values()) if rep is not None]
+    names = list(sources)
+    out = np.full((len(boots), len(names), len(targets)), np.nan)
+    if present and names:
+        A = np.stack([sources[s].values["test"] for s in names])
+        B = np.stack([rep.values["test"] for rep in targets.values() if rep is not None])
+        fn = stimboot.boot_rsa if measure.startswith("rsa-") else stimboot.boot_cka
+        out[:, :, present] = fn(A, B, boots)
+    return {name: out[:, i] for i, name in enumerate(names)}
 
 
 def _scores_and_null(src: Representations, tgts: Sequence[Representations], measure: str,
                      split: str, lp: LPOptions, perms: np.ndarray | None):
     """Scores of ``src`` against each target and, with ``perms`` (n_draws, n_test), the scores
     with the source's stimuli permuted, shaped (n_draws, n_targets) (else None)."""
+    scores, null, _ = _scores_null_boot(src, tgts, measure, split, lp, perms)
+    return scores, null
+
+
+def _scores_null_boot(src: Representations, tgts: Sequence[Representations], measure: str,
+                      split: str, lp: LPOptions, perms: np.ndarray | None,
+                      boots: np.ndarray | None = None):
+    """:func:`_scores_and_null` and, with ``boots`` (n_draws, n_test), the LP test scores under
+    the stimulus-bootstrap draws, shaped (n_draws, n_targets) (else None)."""
+    from alignpatterns.patterns import stimboot
+
+    # RSA and CKA bootstrap scores are computed for all sources at once (_boot_rsa_cka)
     if not tgts:
-        return [], None if perms is None else np.empty((len(perms), 0))
+        return ([], None if perms is None else np.empty((len(perms), 0)),
+                None if boots is None else np.empty((len(boots), 0)))
     a = src.values[split]
     if measure.startswith("rsa-"):
         B = np.stack([t.values[split] for t in tgts])
         method = rdm_comparison(measure)
         scores = list(np.atleast_1d(compare_rdms(a, B, method, ranked=method == "spearman")))
-        return scores, None if perms is None else permuted_rsa(a, B, perms)
+        return scores, None if perms is None else permuted_rsa(a, B, perms), None
     if measure == "cka-linear-debiased":
         scores = [cka_from_grams(a, t.values[split], debiased=True) for t in tgts]
-        return scores, None if perms is None else permuted_cka(
-            a, [t.values[split] for t in tgts], perms)
+        Ls = [t.values[split] for t in tgts]
+        return scores, None if perms is None else permuted_cka(a, Ls, perms), None
     if lp.protocol == "paper":
-        return _paper_lp_scores(src, tgts, measure, split, lp, perms)
+        return (*_paper_lp_scores(src, tgts, measure, split, lp, perms), None)
     # LP: all targets in one ridge problem, scored per target ROI
     widths = [t.n_dims for t in tgts]
     edges = np.cumsum([0, *widths])
@@ -253,16 +303,17 @@ def _scores_and_null(src: Representations, tgts: Sequence[Representations], meas
     # NaN (without numpy's "mean of empty slice") for a target whose vertices are all constant
     scores = [float(np.nanmean(r[lo:hi])) if np.isfinite(r[lo:hi]).any() else np.nan
               for lo, hi in zip(edges[:-1], edges[1:], strict=True)]
+    bt = None if boots is None else stimboot.boot_lp(Y_true, Y_pred, boots, edges)
     if perms is None:
-        return scores, None
+        return scores, None, bt
     if measure == "lp-ridge-r2":
         from alignpatterns.measures.lp_paper import PaperFit, permuted_scores
 
         one = PaperFit(Y_true, Y_true, Y_pred, Y_pred[None], np.empty(0))
-        return scores, permuted_scores(one, perms, "r2", edges)
+        return scores, permuted_scores(one, perms, "r2", edges), bt
     null = np.column_stack([permuted_lp(Y_true[:, lo:hi], Y_pred[:, lo:hi], perms)
                             for lo, hi in zip(edges[:-1], edges[1:], strict=True)])
-    return scores, null
+    return scores, null, bt
 
 
 def _paper_lp_scores(src: Representations, tgts: Sequence[Representations], measure: str,
@@ -420,8 +471,8 @@ def model_brain_rows(features: Mapping[str, tuple[np.ndarray, np.ndarray]], sd: 
 
 def model_brain_scores(features: Mapping[str, tuple[np.ndarray, np.ndarray]], sd: SubjectData,
                        rois: Sequence[str], measures: Sequence[str], lp: LPOptions,
-                       perms: Mapping[str, np.ndarray] | None = None
-                       ) -> tuple[list[dict], dict[str, np.ndarray]]:
+                       perms: Mapping[str, np.ndarray] | None = None,
+                       boots: Mapping[str, np.ndarray] | None = None):
     """:func:`model_brain_rows` plus stimulus-permutation nulls of the test scores.
 
     Parameters
@@ -429,6 +480,9 @@ def model_brain_scores(features: Mapping[str, tuple[np.ndarray, np.ndarray]], sd
     perms : mapping of measure → ndarray of int, shape (n_draws, n_test), optional
         One set of permutations per measure, applied to every layer (the same sets must be
         used for every subject so that a draw permutes the candidate jointly).
+    boots : mapping of measure → ndarray of int, shape (n_draws, n_test), optional
+        Stimulus-bootstrap copy counts per measure (the same for every model, subject and the
+        brain–brain tensor).
 
     Returns
     -------
@@ -436,8 +490,11 @@ def model_brain_scores(features: Mapping[str, tuple[np.ndarray, np.ndarray]], sd
         As :func:`model_brain_rows`.
     nulls : dict of measure → ndarray, shape (n_draws, n_layers, n_rois)
         Test scores with the model's stimuli permuted (NaN for missing ROIs).
+    boot : dict of measure → ndarray, shape (n_draws, n_layers, n_rois)
+        Only with ``boots`` (returned as a third element): test scores under each
+        stimulus-bootstrap draw.
     """
-    rows, nulls = [], {}
+    rows, nulls, boot = [], {}, {}
     layer_index = {name: i for i, name in enumerate(features)}
     for measure in measures:
         targets = {roi: _named(f"sub-{sd.subject} ROI {roi!r}", measure, brain_representation,
@@ -446,39 +503,68 @@ def model_brain_scores(features: Mapping[str, tuple[np.ndarray, np.ndarray]], sd
                                  Ztr, Zte, measure)
                    for layer, (Ztr, Zte) in features.items()}
         p = None if perms is None else perms.get(measure)
-        out = score_sources_to_targets(sources, targets, measure, lp, p)
-        if p is not None:
+        c = None if boots is None else boots.get(measure)
+        out = score_sources_to_targets(sources, targets, measure, lp, p, c)
+        if c is not None:
+            out, null, bt = out
+            boot[measure] = np.stack([bt[layer] for layer in features], axis=1)
+        elif p is not None:
             out, null = out
+        if p is not None:
             nulls[measure] = np.stack([null[layer] for layer in features], axis=1)
         for row in out:
             rows.append({"measure": measure, "layer": row["source"],
                          "layer_index": layer_index[row["source"]], "subject": sd.subject,
                          "roi": row["target"], "split": row["split"], "score": row["score"],
                          "n_source_dims": row["n_source_dims"], "n_vertices": row["n_vertices"]})
-    return rows, nulls
+    return (rows, nulls) if boots is None else (rows, nulls, boot)
 
 
 def brain_brain_rows(subjects: Mapping[str, SubjectData], target: str, rois: Sequence[str],
-                     measure: str, lp: LPOptions) -> list[dict]:
+                     measure: str, lp: LPOptions, boots: np.ndarray | None = None):
     """A_{s′→s}[r, r′] for target subject ``target`` and every source subject s′ ≠ s.
+
+    Parameters
+    ----------
+    boots : ndarray of int, shape (n_draws, n_test), optional
+        Stimulus-bootstrap copy counts of this measure (the same as the model–brain jobs').
 
     Returns
     -------
-    list of dict with keys measure, source_subject, source_roi, target_subject, target_roi,
-    split, score, n_source_dims, n_vertices.
+    rows : list of dict
+        Keys measure, source_subject, source_roi, target_subject, target_roi, split, score,
+        n_source_dims, n_vertices.
+    boot : ndarray, shape (n_draws, n_subjects, n_rois, n_rois)
+        Only with ``boots`` (returned as ``(rows, boot)``): test scores A_{s′→s}[r, r′] under
+        each draw, indexed [draw, source subject (order of ``subjects``), r, r′]; NaN for
+        s′ = s and missing cells.
     """
     tgt_sd = subjects[target]
     targets = {roi: _named(f"sub-{target} ROI {roi!r}", measure, brain_representation, tgt_sd,
                            roi, measure) for roi in rois}
     rows = []
-    for src_sub, sd in subjects.items():
+    boot = None if boots is None else np.full((len(boots), len(subjects), len(rois),
+                                               len(rois)), np.nan)
+    all_sources: dict[tuple[int, int], Representations] = {}
+    for si, (src_sub, sd) in enumerate(subjects.items()):
         if src_sub == target:
             continue
         sources = {roi: rep for roi in rois
                    if (rep := _named(f"sub-{src_sub} ROI {roi!r}", measure,
                                      brain_representation, sd, roi, measure)) is not None}
         missing = [roi for roi in rois if roi not in sources]
-        for row in score_sources_to_targets(sources, targets, measure, lp):
+        # LP rescores each source's stored predictions; RSA and CKA all sources at once below
+        lp_boots = boots if measure == "lp-ridge-pearson" else None
+        out = score_sources_to_targets(sources, targets, measure, lp, None, lp_boots)
+        if lp_boots is not None:
+            out, _, bt = out
+            for ri, roi in enumerate(rois):
+                if roi in bt:
+                    boot[:, si, ri, :] = bt[roi]
+        elif boots is not None:
+            all_sources.update({(si, ri): sources[roi] for ri, roi in enumerate(rois)
+                                if roi in sources})
+        for row in out:
             rows.append({"measure": measure, "source_subject": src_sub,
                          "source_roi": row["source"], "target_subject": target,
                          "target_roi": row["target"], "split": row["split"],
@@ -492,4 +578,7 @@ def brain_brain_rows(subjects: Mapping[str, SubjectData], target: str, rois: Seq
                                  "target_roi": tgt, "split": split, "score": np.nan,
                                  "n_source_dims": 0,
                                  "n_vertices": 0 if tgt_rep is None else tgt_rep.n_dims})
-    return rows
+    if all_sources:
+        for (si, ri), b in _boot_rsa_cka(all_sources, targets, measure, boots).items():
+            boot[:, si, ri, :] = b
+    return rows if boots is None else (rows, boot)
