@@ -86,6 +86,14 @@ def brain_brain_files(wildcards=None):
     )
 
 
+def brain_avg_files(wildcards=None):
+    return expand(
+        "results/alignment/brain_avg/{measure}/sub-{subject}.parquet",
+        measure=MEASURES,
+        subject=SUBJECTS,
+    )
+
+
 def figure_files(kind):
     return expand(
         "results/figures/{kind}_{measure}.{ext}",
@@ -106,6 +114,7 @@ def final_outputs():
         "apa_nulls",
         "apa_confusion",
         "apa_whole_model",
+        "apa_brain_avg",
     ]
     return (
         expand("results/tables/{table}.parquet", table=tables)
@@ -134,6 +143,18 @@ def model_brain_cfg(wildcards):
     out = cfg_for("rois", "measures", "lp", "seed")
     out["models"] = [m for m in CFG["models"] if m["name"] == wildcards.model]
     out["apa"] = {"n_permutations": CFG["apa"]["n_permutations"]}
+    return out
+
+
+def brain_avg_cfg(wildcards):
+    """Config for one brain_avg scoring job: only the settings the scores depend on (not the
+    APS variants, so that choosing other variants does not refit)."""
+    out = cfg_for("rois", "lp", "seed", "subjects", "min_vertices")
+    out["dataset"] = {k: v for k, v in CFG["dataset"].items()
+                      if k in ("format", "space", "version", "betas")}
+    out["apa"] = {
+        k: CFG["apa"][k] for k in ("brain_avg_k", "brain_avg_max_sets", "brain_avg_vertices")
+    }
     return out
 
 
