@@ -87,6 +87,18 @@ def brain_brain_files(wildcards=None):
 
 
 def brain_avg_files(wildcards=None):
+    """Per measure x target subject stand-in scores; none when no k >= 2 of apa.brain_avg_k
+    can be scored (too few subjects, or no vertex correspondence: apa_brain_avg then reports
+    the reason in its rows)."""
+    from alignpatterns.data.dataset import has_vertex_correspondence
+
+    # k stand-ins need k + 3 subjects (patterns.brain_avg.min_subjects, not imported here:
+    # it pulls in the measures)
+    ks = [k for k in CFG["apa"]["brain_avg_k"] if k >= 2]
+    if not has_vertex_correspondence(CFG["dataset"]) or not any(
+        len(SUBJECTS) >= k + 3 for k in ks
+    ):
+        return []
     return expand(
         "results/alignment/brain_avg/{measure}/sub-{subject}.parquet",
         measure=MEASURES,
