@@ -21,10 +21,12 @@ distinct sets drawn from the stream (seed, "brain_avg", target, k) — the same 
 measure. A reference needs two subjects outside {s} ∪ K, so k needs S ≥ k + 3 subjects (and
 S ≥ k + 4 for the jackknife); fewer give NaN with a ``reason``, not an error.
 
-The mean is taken over the vertices kept (reliable) in all k subjects — on the whole-brain vertex
-axis, which means the same location in every subject only in surface spaces (fsLR32k, fsaverage;
-SPEC.md §1); other spaces are refused. Crossnobis needs the repetitions, so repetition i of the
-average is the mean of the subjects' repetition i.
+The mean is taken on the whole-brain vertex axis, which means the same location in every subject
+only in surface spaces (fsLR32k, fsaverage; SPEC.md §1); other spaces are refused. By default over
+the union of the vertices the k subjects kept (each vertex averaged over the subjects that kept
+it); ``intersection`` keeps only vertices kept by all, which shrinks the ROI as k grows and lowers
+APS with k on the embedded data. Crossnobis needs the repetitions, so repetition i of the average
+is the mean of the subjects' repetition i.
 """
 
 from __future__ import annotations
