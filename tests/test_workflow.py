@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 TABLES = ["model_brain", "model_brain_summary", "brain_brain", "ceilings", "apa", "apa_summary",
           "apa_nulls", "apa_confusion", "apa_whole_model", "brain_within",
-          "brain_within_summary"]
+          "brain_within_summary", "apa_brain_avg"]
 
 
 @pytest.mark.workflow
@@ -32,6 +32,13 @@ def test_tables_have_the_contract_columns(tiny_run):
     apa = read_table(tiny_run / "results/tables/apa_summary.parquet")
     assert set(apa["variant"]) == {"full", "offdiag"}
     assert "brain" in set(apa["candidate"])
+    # brain_avg: k = 1 is the brain baseline itself; 4 subjects are too few for k = 2 and 4
+    ba = read_table(tiny_run / "results/tables/apa_brain_avg.parquet")
+    k1 = ba[ba["k"] == 1].merge(apa[apa["candidate"] == "brain"],
+                                on=["measure", "variant", "match", "roi"], validate="1:1")
+    assert len(k1) == (apa["candidate"] == "brain").sum() > 0
+    assert (k1["aps_brain_avg"] - k1["aps_mean"]).abs().max() < 1e-12
+    assert ba.loc[ba["k"] > 1, "reason"].str.contains("needs ≥").all()
 
 
 @pytest.mark.workflow
@@ -75,7 +82,8 @@ def test_lint_and_dry_run():
                          text=True, cwd=REPO, timeout=300)
     assert res.returncode == 0, res.stderr
     # the embedded default fans out to every model x subject and measure x subject
-    for rule, n in (("model_brain", 5 * 6), ("brain_brain", 4 * 6), ("extract", 5)):
+    for rule, n in (("model_brain", 5 * 6), ("brain_brain", 4 * 6), ("brain_avg", 4 * 6),
+                    ("extract", 5)):
         assert any(line.split()[:2] == [rule, str(n)] for line in res.stdout.splitlines()), rule
 
 

@@ -240,7 +240,8 @@ def resolve_config(config: dict, repo: Path = DEFAULT_REPO, counts: bool = True)
            "match": ["pearson"], "margin": 0.1, "min_ceiling": 0.1,
            "n_identification_permutations": 10000, "n_mantel_permutations": 10000,
            "n_permutations": 1000, "n_bootstrap": 0, "missing": "listwise", "preset": None,
-           "ci_method": "jackknife-t", "partners": None}
+           "ci_method": "jackknife-t", "partners": None,
+           "brain_avg_k": [1, 2, 4], "brain_avg_max_sets": 5, "brain_avg_vertices": "union"}
     apa.update(cfg.get("apa") or {})
     cfg["apa"] = apa
     if apa["ci_method"] == "percentile-bootstrap" and apa["n_bootstrap"] < 1:

@@ -108,6 +108,18 @@ TABLE_SCHEMAS: dict[str, dict[str, str]] = {
         "subject": "string", "roi": "string", "n_vertices": "int64", "n_reliable": "int64",
         "median_ncsnr": "float64", "missing": "boolean", "reason": "string",
     },
+    # brain_avg baseline (patterns/brain_avg.py): stand-in scores (test split), APS by k
+    "brain_avg": {
+        "measure": "string", "k": "int64", "stand_in": "string", "target_subject": "string",
+        "source_roi": "string", "target_roi": "string", "score": "float64",
+        "n_source_dims": "int64", "n_source_vertices": "int64", "n_vertices": "int64",
+    },
+    "apa_brain_avg": {
+        "measure": "string", "variant": "string", "match": "string", "roi": "string",
+        "k": "int64", "n_subjects": "int64", "n_targets": "int64", "n_sets": "int64",
+        "n_entries": "int64", "ci_method": "string", "aps_brain_avg": "float64",
+        "ci_low": "float64", "ci_high": "float64", "reason": "string",
+    },
 }
 
 #: Key columns (sort order) of each table.
@@ -127,6 +139,8 @@ TABLE_KEYS: dict[str, list[str]] = {
                       "identified_roi"],
     "apa_whole_model": ["measure", "match", "candidate", "weights"],
     "check_data": ["subject", "roi"],
+    "brain_avg": ["measure", "k", "target_subject", "stand_in", "source_roi", "target_roi"],
+    "apa_brain_avg": ["measure", "variant", "match", "k", "roi"],
 }
 
 

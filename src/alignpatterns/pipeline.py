@@ -538,3 +538,70 @@ def whole_model(cfg: dict, measure: str, model: str, features_path: str, mb_path
 def gather_tables(paths: Sequence[str], kind: str, out: str, cfg: dict) -> None:
     """Concatenate tables of one kind."""
     io.write_table(io.concat_tables(paths, kind), out, kind, cfg)
+
+
+# --- brain_avg baseline (SPEC.md §4): the vertex-wise mean of k held-out subjects stands in -----
+
+def brain_avg_scores(cfg: dict, measure: str, target: str, subject_paths: Sequence[str],
+                     info_path: str, out: str) -> None:
+    """A_{K→s} on test for one measure and target subject, every k ≥ 2 of ``apa.brain_avg_k``
+    and every stand-in set K (table ``brain_avg``; k = 1 is in ``brain_brain`` already).
+
+    A dataset without vertex correspondence (SPEC.md §1) gets an empty table and a logged
+    reason; :func:`apa_brain_avg` reports it in every row.
+    """
+    from alignpatterns.patterns.brain_avg import (
+        SCORE_COLUMNS,
+        brain_avg_score_rows,
+        check_vertex_correspondence,
+    )
+
+    a = cfg["apa"]
+    ks = [int(k) for k in a["brain_avg_k"] if int(k) >= 2]
+    try:
+        check_vertex_correspondence(cfg["dataset"])
+    except ValueError as err:
+        log.warning("%s; skipped", err)
+        ks = []
+    subs = _load_subjects(subject_paths) if ks else {}
+    subs = {s: subs[s] for s in cfg["subjects"] if s in subs}
+    rows = (brain_avg_score_rows(subs, target, cfg["rois"], measure, ks,
+                                 int(a["brain_avg_max_sets"]), cfg["seed"],
+                                 _lp_options(cfg, info_path), int(cfg["min_vertices"]),
+                                 a["brain_avg_vertices"])
+            if ks else [])
+    io.write_table(pd.DataFrame(rows, columns=list(SCORE_COLUMNS)), out, "brain_avg", cfg)
+
+
+def apa_brain_avg(cfg: dict, bb_path: str, score_paths: Sequence[str], ceilings_path: str,
+                  out: str) -> None:
+    """APS_brain_avg for every measure, variant, match, ROI and k (table ``apa_brain_avg``)."""
+    from alignpatterns.patterns.brain_avg import (
+        brain_avg_aps,
+        check_vertex_correspondence,
+        skipped_rows,
+    )
+
+    a = cfg["apa"]
+    ks = [int(k) for k in a["brain_avg_k"]]
+    tables = []
+    try:
+        check_vertex_correspondence(cfg["dataset"])
+        reason = None
+    except ValueError as err:
+        log.warning("%s; every row is NaN", err)
+        reason = str(err)
+    if reason is not None:
+        tables = [skipped_rows(m, cfg["rois"], ks, a["variants"], a["match"],
+                               len(cfg["subjects"]), reason) for m in cfg["measures"]]
+    else:
+        bb = io.read_table(bb_path, "brain_brain")
+        scores = io.concat_tables(score_paths, "brain_avg")
+        ceilings = io.read_table(ceilings_path, "ceilings")
+        for m in cfg["measures"]:
+            tables.append(brain_avg_aps(bb[bb["measure"] == m], scores[scores["measure"] == m],
+                                        cfg["subjects"], cfg["rois"], m, ks, a["variants"],
+                                        a["match"], ceilings, a["min_ceiling"]))
+    df = (pd.concat(tables, ignore_index=True) if tables
+          else pd.DataFrame(columns=list(io.TABLE_SCHEMAS["apa_brain_avg"])))
+    io.write_table(df, out, "apa_brain_avg", cfg)

@@ -154,7 +154,7 @@ def _n_boot(cfg: Mapping) -> int:
 
 
 #: Rules whose peak memory is estimated from their input files (checked before they run).
-FILE_ESTIMATED = ("model_brain", "brain_brain", "ceilings", "extract", "apa")
+FILE_ESTIMATED = ("model_brain", "brain_brain", "ceilings", "extract", "apa", "brain_avg")
 
 
 def estimate_from_files(rule: str, inputs: Mapping[str, Sequence[str]], cfg: Mapping
@@ -188,7 +188,7 @@ def estimate_from_files(rule: str, inputs: Mapping[str, Sequence[str]], cfg: Map
                                    len(cfg["measures"]))
         terms.update(_bootstrap_terms(_n_boot(cfg), n_test, sum(_roi_widths(subj))))
         return Estimate(rule, terms)
-    if rule in ("brain_brain", "ceilings"):
+    if rule in ("brain_brain", "ceilings", "brain_avg"):
         subs = paths("subjects")
         sizes = [subject_mb(p) for p in subs]
         widths = [w for p in subs[:1] for w in _roi_widths(p)]
@@ -298,7 +298,7 @@ def estimate_from_config(rule: str, cfg: Mapping) -> Estimate:
         layers = [(n_stim, layer_units)] * n_layers
         terms = _model_brain_terms(layers, subj_mb, s["n_test"],
                                    int(cfg["apa"]["n_permutations"]), len(cfg["measures"]))
-    elif rule in ("brain_brain", "ceilings"):
+    elif rule in ("brain_brain", "ceilings", "brain_avg"):
         terms = {"interpreter": BASE_MB, "all subjects": s["n_subjects"] * subj_mb,
                  "LP targets and predictions": 4 * n_stim * s["n_rois"] * s["roi_vertices"]
                  * 8 / MB,

@@ -18,7 +18,7 @@ from alignpatterns import preflight
 
 #: Rules whose peak memory grows with the data; they get more memory on every retry.
 MEMORY_BOUND = frozenset({"synthesize", "check_data", "prepare_brain", "ceilings", "extract",
-                          "model_brain", "brain_brain", "apa"})
+                          "model_brain", "brain_brain", "apa", "brain_avg"})
 #: Head room over the estimate.
 MARGIN = 1.25
 #: Smallest memory request (MB): interpreter start-up spikes above the steady state.
@@ -93,12 +93,21 @@ def runtime(rule: str, cfg: Mapping, input=None, attempt: int = 1) -> int:
         + boots * n_layers * s["n_rois"] * 0.005 * kt,
         "brain_brain": 10 + cells * s["n_rois"] * 0.05 * k
         + boots * cells * s["n_rois"] * 0.004 * kt,
+        # brain_avg: test-split scores of (k ≥ 2) × brain_avg_max_sets averaged stand-ins
+        "brain_avg": 10 + _brain_avg_sets(cfg) * s["n_rois"] ** 2 * 0.05 * k,
         "ceilings": 10 + cells * 0.05 * k,
         "apa": 15 + len(cfg["models"]) * s["n_subjects"] * perms / 1000 * 0.2
         + boots * len(cfg["models"]) * s["n_rois"] * n_variants * (s["n_subjects"] / 10) ** 2
         * 0.025,
     }.get(rule, MIN_RUNTIME)
     return max(MIN_RUNTIME, int(math.ceil(minutes))) * attempt
+
+
+def _brain_avg_sets(cfg: Mapping) -> int:
+    """Averaged stand-ins one ``brain_avg`` job scores (an upper bound)."""
+    a = cfg.get("apa") or {}
+    ks = [k for k in a.get("brain_avg_k", [1, 2, 4]) if k >= 2]
+    return len(ks) * int(a.get("brain_avg_max_sets", 5))
 
 
 def declared(rule: str, cfg: Mapping, input=None, attempt: int = 1) -> dict[str, int]:

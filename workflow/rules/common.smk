@@ -95,6 +95,26 @@ def brain_brain_files(wildcards=None):
     )
 
 
+def brain_avg_files(wildcards=None):
+    """Per measure x target subject stand-in scores; none when no k >= 2 of apa.brain_avg_k
+    can be scored (too few subjects, or no vertex correspondence: apa_brain_avg then reports
+    the reason in its rows)."""
+    from alignpatterns.data.dataset import has_vertex_correspondence
+
+    # k stand-ins need k + 3 subjects (patterns.brain_avg.min_subjects, not imported here:
+    # it pulls in the measures)
+    ks = [k for k in CFG["apa"]["brain_avg_k"] if k >= 2]
+    if not has_vertex_correspondence(CFG["dataset"]) or not any(
+        len(SUBJECTS) >= k + 3 for k in ks
+    ):
+        return []
+    return expand(
+        "results/alignment/brain_avg/{measure}/sub-{subject}.parquet",
+        measure=MEASURES,
+        subject=SUBJECTS,
+    )
+
+
 def figure_files(kind):
     return expand(
         "results/figures/{kind}_{measure}.{ext}",
@@ -117,6 +137,7 @@ def final_outputs():
         "apa_nulls",
         "apa_confusion",
         "apa_whole_model",
+        "apa_brain_avg",
     ]
     return (
         expand("results/tables/{table}.parquet", table=tables)
@@ -153,6 +174,18 @@ def brain_brain_cfg(wildcards):
     """Config for one brain x brain job (the bootstrap draws need the seed and their number)."""
     out = cfg_for("rois", "lp", "seed")
     out["apa"] = {"n_bootstrap": CFG["apa"]["n_bootstrap"]}
+    return out
+
+
+def brain_avg_cfg(wildcards):
+    """Config for one brain_avg scoring job: only the settings the scores depend on (not the
+    APS variants, so that choosing other variants does not refit)."""
+    out = cfg_for("rois", "lp", "seed", "subjects", "min_vertices")
+    out["dataset"] = {k: v for k, v in CFG["dataset"].items()
+                      if k in ("format", "space", "version", "betas")}
+    out["apa"] = {
+        k: CFG["apa"][k] for k in ("brain_avg_k", "brain_avg_max_sets", "brain_avg_vertices")
+    }
     return out
 
 

@@ -110,14 +110,16 @@ def _check_measure(measure: str) -> None:
         raise ValueError(f"unknown measure {measure!r}; expected one of {MEASURES}")
 
 
-def brain_representation(sd: SubjectData, roi: str, measure: str) -> Representations | None:
-    """Representation of one subject's ROI for ``measure`` on both splits (None if missing)."""
+def brain_representation(sd: SubjectData, roi: str, measure: str,
+                         splits: Sequence[str] = SPLITS) -> Representations | None:
+    """Representation of one subject's ROI for ``measure`` on ``splits`` (default both; None
+    if missing)."""
     _check_measure(measure)
     d = sd.rois.get(roi)
     if d is None:
         return None
     rep = Representations(n_dims=int(d.vertices.size))
-    for split in SPLITS:
+    for split in splits:
         avg = getattr(d, split)
         if measure == "rsa-crossnobis-spearman":
             rep.values[split] = rank_rdm(rdm(getattr(d, f"{split}_reps"), "crossnobis"))
