@@ -16,6 +16,7 @@ All ROI candidates of one held-out subject share one set of stimulus permutation
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -26,7 +27,7 @@ from alignpatterns.patterns.apa import MIN_SUBJECTS_VERDICT, run_apa
 from alignpatterns.patterns.streams import stimulus_permutations
 
 __all__ = ["candidate_name", "subject_features", "heldout_scores", "heldout_apa",
-           "heldout_outcome"]
+           "heldout_outcome", "heldout_from_results"]
 
 #: ``weights`` of a held-out-subject candidate in every table
 WEIGHTS = "subject"
@@ -173,3 +174,70 @@ def heldout_outcome(summary: pd.DataFrame, subject: str) -> pd.DataFrame:
                      "others_fail": float((rest == False).mean()),  # noqa: E712 - NA stays NA
                      "n_others": int(len(rest))})
     return pd.DataFrame(rows)
+
+
+def heldout_from_results(cfg: dict, results: str | Path, subject: str,
+                         measures: Sequence[str] | None = None,
+                         variants: Sequence[str] | None = None
+                         ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """:func:`heldout_apa` on the files of a workflow run (``alignpatterns heldout``).
+
+    Parameters
+    ----------
+    cfg : dict
+        The run's resolved config (subjects, ROIs, seed, ``lp`` and ``apa`` options).
+    results : path-like
+        The run's ``results`` folder: ``brain/sub-<s>.npz``, ``data/dataset.json``,
+        ``alignment/brain_brain/<measure>/sub-<s>.parquet`` (or ``tables/brain_brain.parquet``)
+        and, for the normalized variants, ``tables/ceilings.parquet``.
+    subject : str
+        The held-out subject (one of the config's subjects).
+    measures, variants : sequences of str, optional
+        Default: the config's measures and APA variants.
+
+    Returns
+    -------
+    As :func:`heldout_apa`.
+    """
+    from alignpatterns.data.prepared import load_subject
+    from alignpatterns.io import read_table
+    from alignpatterns.pipeline import _lp_options
+
+    results = Path(results)
+    subjects = list(cfg["subjects"])
+    if subject not in subjects:
+        raise ValueError(f"held-out subject {subject!r} is not among the config's subjects "
+                         f"{subjects}")
+    measures = list(measures or cfg["measures"])
+    variants = list(variants or cfg["apa"]["variants"])
+    sds = {}
+    for s in subjects:
+        path = results / "brain" / f"sub-{s}.npz"
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: prepared subject not found (run the workflow "
+                                    "up to prepare_brain first)")
+        sds[s] = load_subject(path)
+    held = sds.pop(subject)
+    table = results / "tables" / "brain_brain.parquet"
+    if table.exists():
+        bb = read_table(table, "brain_brain")
+    else:
+        paths = [results / "alignment" / "brain_brain" / m / f"sub-{s}.parquet"
+                 for m in measures for s in subjects if s != subject]
+        missing = [str(p) for p in paths if not p.exists()]
+        if missing:
+            raise FileNotFoundError(f"brain–brain scores not found: {missing[:3]} (and "
+                                    f"{max(0, len(missing) - 3)} more); expected {table} or "
+                                    "the per-subject files")
+        bb = pd.concat([read_table(p, "brain_brain") for p in paths], ignore_index=True)
+    absent = sorted(set(measures) - set(bb["measure"]))
+    if absent:
+        raise ValueError(f"{results}: no brain–brain scores for measures {absent}")
+    ceilings_path = results / "tables" / "ceilings.parquet"
+    ceilings = read_table(ceilings_path, "ceilings") if ceilings_path.exists() else None
+    a = cfg["apa"]
+    return heldout_apa(held, sds, bb, cfg["rois"], measures,
+                       _lp_options(cfg, results / "data" / "dataset.json"), cfg["seed"],
+                       n_permutations=int(a["n_permutations"]), variants=variants,
+                       matches=a["match"], margin=a["margin"], ceilings=ceilings,
+                       min_ceiling=a["min_ceiling"])
