@@ -124,10 +124,12 @@ def test_heldout_subject_fails_for_other_rois(heldout_summary, variant):
     assert o["others_fail"].mean() >= 0.8, o[["roi", "own_passes", "others_fail"]]
 
 
-# Measured on this dataset (CKA): the own-ROI verdict fails mostly on Δspec or Δ's CI at
-# 6 scored subjects (docs/status.md).
-OWN_MISSES = {"offdiag": "own ROI passes in 40% of ROIs < 70%",
-              "normalized": "own ROI passes in 60% of ROIs < 70%"}
+# Measured on this dataset (CKA, margin 0.1): the own-ROI verdict fails where Δ ≈ 0 but its
+# jackknife CI over 6 subjects is wide (offdiag V1, V3, LO2: Δ_ci_low −0.19 to −0.10), where
+# sub-07 itself is atypical (LO1 Δ −0.32, PIT −0.07) and where even the brain baseline is not
+# specific (PIT, V3, V8: brain spec_ci_low < 0). At margin 0.2 both variants pass 7 of 10 ROIs.
+OWN_MISSES = {"offdiag": "own ROI passes in 4 of 10 ROIs < 70%",
+              "normalized": "own ROI passes in 6 of 10 ROIs < 70%"}
 
 
 @SLOW
