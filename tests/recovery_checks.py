@@ -18,6 +18,7 @@ import pandas as pd
 from alignpatterns.io import read_table
 from alignpatterns.patterns.apa import selected_layers
 
+REPO = Path(__file__).resolve().parents[1]
 MEASURES = ["rsa-crossnobis-spearman", "rsa-correlation-spearman", "cka-linear-debiased",
             "lp-ridge-pearson"]
 #: measures on which SPEC.md §5 asserts oracle recovery
@@ -122,6 +123,65 @@ def oracle_passes(run: Run, measure: str, variant: str = "offdiag") -> tuple[int
     return int(n["oracle"]), int(n.drop("oracle").max())
 
 
+CONTROL_MEASURES = ["rsa-crossnobis-spearman", "cka-linear-debiased", "lp-ridge-pearson"]
+
+
+def negative_controls(run: Run, config: Path) -> pd.DataFrame:
+    """APA verdicts of two candidates that carry no stimulus information about the brain:
+    Gaussian features, and the oracle's own features with the stimuli shuffled (one fixed
+    permutation of all stimuli, so train selection and test scoring see the same mismatch).
+    Both are scored exactly like a model (layer selection on train, 1000 stimulus
+    permutations, BH within the two controls — a smaller family than the workflow's, so
+    passing would be easier, not harder)."""
+    import yaml
+
+    from alignpatterns import pipeline
+    from alignpatterns.config import resolve_config
+    from alignpatterns.data.prepared import load_subject
+    from alignpatterns.patterns.alignment import model_brain_scores
+    from alignpatterns.patterns.apa import run_apa
+    from alignpatterns.patterns.streams import stimulus_permutations
+
+    wd, truth = run.wd, run.truth
+    cfg = resolve_config(yaml.safe_load(Path(config).read_text()), repo=REPO)
+    oracle, _ = pipeline.load_features(wd / "results/features/oracle.npz")
+    keep = sorted({truth["generator_layers"][i] for i in truth["roi_true_layer"].values()})
+    rng = np.random.default_rng(2024)
+    n_train = len(next(iter(oracle.values()))[0])
+    shuffle = rng.permutation(n_train + len(next(iter(oracle.values()))[1]))
+    gaussian, permuted = {}, {}
+    for name in keep:
+        Z = np.concatenate(oracle[name])
+        G = rng.standard_normal(Z.shape)
+        gaussian[name] = (G[:n_train], G[n_train:])
+        permuted[name] = (Z[shuffle][:n_train], Z[shuffle][n_train:])
+    lp = pipeline._lp_options(cfg, wd / "results/data/dataset.json")
+    subjects, rois = cfg["subjects"], cfg["rois"]
+    rows, nulls = [], {}
+    for cand, feats in (("gaussian", gaussian), ("permuted-oracle", permuted)):
+        per_sub = []
+        for s in subjects:
+            sd = load_subject(wd / f"results/brain/sub-{s}.npz")
+            perms = {m: stimulus_permutations(cfg["seed"], m, cand, 1000, len(sd.test_ids))
+                     for m in CONTROL_MEASURES}
+            r, n = model_brain_scores(feats, sd, rois, CONTROL_MEASURES, lp, perms)
+            rows += [{**x, "model": cand, "weights": "control"} for x in r]
+            per_sub.append(n)
+        nulls[cand] = {m: np.stack([n[m] for n in per_sub], axis=2) for m in CONTROL_MEASURES}
+    mb = pd.DataFrame(rows)
+    bb = read_table(wd / "results/tables/brain_brain.parquet")
+    ceilings = read_table(wd / "results/tables/ceilings.parquet")
+    out = []
+    for m in CONTROL_MEASURES:
+        _, summary = run_apa(bb[bb["measure"] == m], mb[mb["measure"] == m], subjects, rois, m,
+                             variants=cfg["apa"]["variants"], matches=["pearson"],
+                             margin=cfg["apa"]["margin"], ceilings=ceilings,
+                             min_ceiling=cfg["apa"]["min_ceiling"],
+                             nulls={c: nulls[c][m] for c in nulls})
+        out.append(summary[summary["candidate"] != "brain"])
+    return pd.concat(out, ignore_index=True)
+
+
 def report(run: Run) -> list[str]:
     """Every recovery quantity of ``run``, one line each."""
     out = []
@@ -141,4 +201,9 @@ def report(run: Run) -> list[str]:
 
 
 if __name__ == "__main__":
-    print("\n".join(report(Run(Path(sys.argv[1])))))
+    wd = Path(sys.argv[1])
+    print("\n".join(report(Run(wd))))
+    if len(sys.argv) > 2 and sys.argv[2] == "--controls":
+        c = negative_controls(Run(wd), wd / "config.yaml")
+        print("negative controls: cells", len(c), "passes", int(c["passes"].sum()),
+              "share q_stimulus >= 0.05", round(float((c["q_stimulus"] >= 0.05).mean()), 3))
