@@ -172,3 +172,14 @@ def test_heldout_subject_must_not_be_scored(tmp_path):
     b.test_ids = list("fgx")
     with pytest.raises(ValueError, match="stimulus ids differ"):
         heldout_scores(a, {"02": b}, ["A"], [MEASURE], LPOptions(), 0, 10)
+
+
+def test_heldout_from_results_names_what_is_missing(tmp_path):
+    from alignpatterns.patterns.heldout import heldout_from_results
+
+    cfg = {"subjects": ["01", "02"], "measures": [MEASURE], "rois": ["A"],
+           "apa": {"variants": ["offdiag"]}}
+    with pytest.raises(ValueError, match="'09' is not among the config's subjects"):
+        heldout_from_results(cfg, tmp_path, "09")
+    with pytest.raises(FileNotFoundError, match=r"sub-01\.npz: prepared subject not found"):
+        heldout_from_results(cfg, tmp_path, "02")
