@@ -8,11 +8,12 @@ CORES ?= 2
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: run test test-slurm lint clean-results help
+.PHONY: run test test-slurm test-recovery lint clean-results help
 
 help:
 	@echo "make run    run the workflow on the embedded default (results/)"
 	@echo "make test   run the test suite"
+	@echo "make test-recovery   ground-truth recovery on synth seeds 2 and 3"
 	@echo "make lint   ruff + snakemake --lint"
 
 $(STAMP): pyproject.toml constraints.txt
@@ -31,12 +32,17 @@ run: $(STAMP)
 
 test: $(TEST_STAMP)
 	$(BIN)/ruff check src tests workflow benchmarks
-	$(BIN)/python -m pytest -q -m "not slurm"
+	$(BIN)/python -m pytest -q -m "not slurm and not recovery"
 
 # The tiny workflow through a real local SLURM (tests/slurm/; ~12 min: every job is an sbatch
 # with its own Snakemake). CI runs it after `make test` (.ci/run starts SLURM first).
 test-slurm: $(TEST_STAMP)
 	$(BIN)/python -m pytest -q -m slurm tests/slurm
+
+# Ground-truth recovery on synth seeds 2 and 3 (tests/test_recovery.py, marked `recovery`: two
+# default-size runs, ~12 min on 2 idle cores). CI runs it after `make test-slurm`.
+test-recovery: $(TEST_STAMP)
+	$(BIN)/python -m pytest -q -m recovery tests/test_recovery.py
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check src tests workflow benchmarks

@@ -1,212 +1,168 @@
-"""Ground-truth recovery on the embedded default (SPEC.md §5 floors; one synth seed).
+"""Ground-truth recovery (SPEC.md §5 "Recovery acceptance") on synth seeds 1, 2 and 3 of the
+embedded default.
 
-Runs the default workflow up to its tables in a temporary directory (about 5 minutes on 2
-cores).
+Each seed runs the default workflow up to its tables in a temporary directory (about 5 minutes on
+2 cores alone). Seed 1 (the default) runs in ``make test``; seeds 2 and 3 are marked
+``recovery`` and run by ``make test-recovery`` (CI runs it after ``make test``). The quantities
+come from ``tests/recovery_checks.py`` (``python -m tests.recovery_checks RUN_DIR`` prints them
+all). Outcomes known to miss their floor are strict xfails in ``KNOWN_MISSES`` with the measured
+value, so the suite fails as soon as one is fixed and the entry must go.
+
+With ``ALIGNPATTERNS_RECOVERY_DIR`` set, a seed whose ``$ALIGNPATTERNS_RECOVERY_DIR/seed<n>``
+holds a finished run (``config.yaml`` and ``results/tables/apa_summary.parquet``) is read from
+there instead of being run again (to re-check the assertions against runs made by hand).
 """
 
 from __future__ import annotations
 
-import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
+import yaml
 
-from alignpatterns.io import read_table
-from alignpatterns.patterns.apa import selected_layers
+from tests import recovery_checks as rc
 
 REPO = Path(__file__).resolve().parents[1]
-# LP does not meet the floors with the current generative model: with the generator's layers
-# sharing their dominant components, LP profiles are shaped by target reliability more than by
-# content, and a noise-free model's profile is flatter than a noisy brain source's
-# (docs/status.md). Those two run and report; everything else is a hard assertion (LP's layer
-# choice does recover the true layer).
-LP_NOT_YET = pytest.mark.xfail(reason="LP recovery floors not met yet (docs/status.md)",
-                               strict=False)
-MEASURES = [
-    "rsa-crossnobis-spearman",
-    "cka-linear-debiased",
-    pytest.param("lp-ridge-pearson", marks=LP_NOT_YET),
-]
+SEEDS = [1, pytest.param(2, marks=pytest.mark.recovery),
+         pytest.param(3, marks=pytest.mark.recovery)]
+
+# (check, synth seed, measure[, variant]) → measured value that misses the floor. LP on `offdiag`
+# fails with the current generative model: the generator's layers share their dominant
+# components, so LP profiles follow target reliability more than content and a noise-free
+# model's profile is flatter than a noisy brain source's (docs/status.md).
+LP = "lp-ridge-pearson"
+XN = "rsa-crossnobis-spearman"
+CKA = "cka-linear-debiased"
+KNOWN_MISSES = {
+    ("brain_offdiag", 1, LP): "brain APS 0.21 < 0.5",
+    ("brain_offdiag", 2, LP): "brain APS 0.15 < 0.5",
+    ("brain_offdiag", 3, LP): "brain APS 0.38 < 0.5",
+    ("identification", 1, LP, "offdiag"): "top-1 0.18 < 2 × chance 0.10 (p 0.022)",
+    ("identification", 2, LP, "offdiag"): "top-1 0.18 < 2 × chance 0.10 (p 0.070)",
+    ("oracle_top", 1, LP): "oracle top in 40% of ROIs < 70%",
+    ("oracle_top", 2, LP): "oracle top in 40% of ROIs < 70%",
+    ("oracle_top", 3, LP): "oracle top in 20% of ROIs < 70%",
+    # the re-seeded vgg11 and mobilenet come within a few hundredths of the oracle's APS
+    ("oracle_top", 2, XN): "oracle top in 50% of ROIs < 70%",
+    ("oracle_passes", 2, XN): "oracle passes 4 ROIs, the best other candidate 6",
+    # mobilenetv3's timm init is less near-identity than convnext's or ViT's on some seeds
+    ("generator_arch", 1, CKA): "margin over mobilenetv3_small_100 0.26 ≤ 0.3",
+    ("generator_arch", 1, LP): "margin over mobilenetv3_small_100 0.19 ≤ 0.3",
+    ("generator_arch", 3, XN): "margin over mobilenetv3_small_100 0.05 ≤ 0.3",
+    ("generator_arch", 3, CKA): "margin over mobilenetv3_small_100 0.22 ≤ 0.3",
+    ("generator_arch", 3, LP): "margins −0.01 / 0.04 / −0.11 over convnext_atto / vit_tiny / "
+                               "mobilenetv3 ≤ 0.3",
+}
 
 
-@pytest.fixture(scope="module")
-def default_run(tmp_path_factory):
-    wd = tmp_path_factory.mktemp("default")
+def expect(request, check: str, seed: int, *key) -> None:
+    """Mark the running test as a strict xfail when ``(check, seed, *key)`` is a known miss."""
+    reason = KNOWN_MISSES.get((check, seed, *key))
+    if reason is not None:
+        request.applymarker(pytest.mark.xfail(strict=True, reason=f"seed {seed}: {reason}"))
+
+
+@pytest.fixture(scope="module", params=SEEDS, ids=lambda s: f"seed{s}")
+def recovery_run(request, tmp_path_factory):
+    """(run, seed, config path) of the default workflow's tables on one synth seed."""
+    seed = request.param
+    done = Path(os.environ.get("ALIGNPATTERNS_RECOVERY_DIR", "/nonexistent")) / f"seed{seed}"
+    if (done / "results/tables/apa_summary.parquet").exists():
+        return rc.Run(done), seed, done / "config.yaml"
+    wd = tmp_path_factory.mktemp(f"default-seed{seed}")
+    cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    cfg["dataset"]["synthesize"]["seed"] = seed
+    config = wd / "config.yaml"
+    config.write_text(yaml.safe_dump(cfg, sort_keys=False))
     # the tables these tests read (not the figures nor the whole-model variant: time budget)
     tables = ["model_brain", "brain_brain", "ceilings", "apa_summary", "apa_confusion"]
     cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
-           "--directory", str(wd), "--configfile", str(REPO / "config" / "config.yaml"),
+           "--directory", str(wd), "--configfile", str(config),
            "--cores", "2", *[f"results/tables/{t}.parquet" for t in tables]]
-    res = subprocess.run(cmd, capture_output=True, text=True, cwd=wd, timeout=1800)
+    res = subprocess.run(cmd, capture_output=True, text=True, cwd=wd, timeout=3600)
     assert res.returncode == 0, res.stderr[-4000:]
-    truth = json.loads((wd / "results/data/synthetic_bmd/ground_truth.json").read_text())
-    return wd, truth, read_table(wd / "results/tables/apa_summary.parquet")
+    return rc.Run(wd), seed, config
 
 
-def _offdiag(summary, measure):
-    """The primary cells: variant offdiag, layers selected by train score."""
-    return summary[(summary["measure"] == measure) & (summary["variant"] == "offdiag")
-                   & (summary["selection"] == "score")]
+pytestmark = [pytest.mark.slow, pytest.mark.workflow]
 
 
-@pytest.mark.slow
-@pytest.mark.workflow
-@pytest.mark.parametrize("measure", MEASURES)
-def test_brain_baseline_is_stable(default_run, measure):
-    _, _, s = default_run
-    brain = _offdiag(s, measure).query("candidate == 'brain'")["aps_mean"]
-    assert brain.mean() >= 0.5, brain.round(2).tolist()
+@pytest.mark.parametrize("measure", rc.MEASURES)
+@pytest.mark.parametrize("variant", ["offdiag", "normalized"])
+def test_brain_baseline_is_stable(recovery_run, request, measure, variant):
+    run, seed, _ = recovery_run
+    expect(request, f"brain_{variant}", seed, measure)
+    aps = rc.brain_aps(run, measure, variant)
+    assert aps >= 0.5, aps
 
 
-@pytest.mark.slow
-@pytest.mark.workflow
-@pytest.mark.parametrize("measure", MEASURES)
-def test_oracle_has_the_top_aps(default_run, measure):
-    _, truth, s = default_run
-    cells = _offdiag(s, measure).query("candidate != 'brain'")
-    top = [cells[cells["roi"] == r].sort_values("aps_mean").iloc[-1]["candidate"] == "oracle"
-           for r in truth["rois"]]
-    assert np.mean(top) >= 0.7, f"oracle top in {np.mean(top):.0%} of ROIs"
+@pytest.mark.parametrize("measure", rc.MEASURES)
+@pytest.mark.parametrize("variant", ["offdiag", "normalized"])
+def test_brain_identifies_rois_above_twice_chance(recovery_run, request, measure, variant):
+    run, seed, _ = recovery_run
+    expect(request, "identification", seed, measure, variant)
+    acc, chance, p = rc.identification(run, measure, variant)
+    assert acc >= 2 * chance and p < 0.01, (acc, chance, p)
 
 
-@pytest.mark.slow
-@pytest.mark.workflow
-@pytest.mark.parametrize("measure", ["rsa-crossnobis-spearman", "cka-linear-debiased",
-                                     "lp-ridge-pearson"])
-def test_oracle_layer_is_the_true_layer(default_run, measure):
-    wd, truth, _ = default_run
-    mb = read_table(wd / "results/tables/model_brain.parquet")
-    sel = selected_layers(mb[(mb["measure"] == measure) & (mb["model"] == "oracle")],
-                          truth["subjects"], truth["rois"])
-    layers = truth["generator_layers"]
-    hits = [np.mean(np.abs(sel[sel["roi"] == r]["layer"].map(layers.index).to_numpy()
-                           - truth["roi_true_layer"][r]) <= 1) >= 0.5 for r in truth["rois"]]
-    assert np.mean(hits) >= 0.7, f"layer within ±1 in {np.mean(hits):.0%} of ROIs"
-
-
-@pytest.mark.slow
-@pytest.mark.workflow
-@pytest.mark.parametrize("measure", ["rsa-crossnobis-spearman", "cka-linear-debiased"])
-def test_group_pattern_matches_the_noiseless_pattern(default_run, measure):
-    wd, truth, _ = default_run
-    bb = read_table(wd / "results/tables/brain_brain.parquet")
-    bb = bb[(bb["measure"] == measure) & (bb["split"] == "test")]
-    rois = truth["rois"]
-    est = bb.groupby(["source_roi", "target_roi"])["score"].mean().unstack().loc[rois, rois]
-    expected = np.array(truth["expected_pattern"][measure])
-    r = np.corrcoef(est.to_numpy().ravel(), expected.ravel())[0, 1]
+@pytest.mark.parametrize("measure", rc.PATTERN_MEASURES)
+def test_group_pattern_matches_the_noiseless_pattern(recovery_run, request, measure):
+    run, seed, _ = recovery_run
+    expect(request, "pattern", seed, measure)
+    r = rc.group_pattern_corr(run, measure)
     assert r >= 0.8, r
 
 
-@pytest.mark.slow
-@pytest.mark.workflow
-@pytest.mark.parametrize("measure", ["rsa-crossnobis-spearman", "rsa-correlation-spearman",
-                                     "cka-linear-debiased", "lp-ridge-pearson"])
-def test_brain_baseline_is_stable_on_normalized(default_run, measure):
-    _, _, s = default_run
-    d = s[(s["measure"] == measure) & (s["variant"] == "normalized")]
-    brain = d.query("candidate == 'brain'")["aps_mean"]
-    assert brain.mean() >= 0.5, brain.round(2).tolist()
+@pytest.mark.parametrize("measure", rc.ORACLE_MEASURES)
+def test_oracle_has_the_top_aps(recovery_run, request, measure):
+    run, seed, _ = recovery_run
+    expect(request, "oracle_top", seed, measure)
+    top = rc.oracle_top(run, measure)
+    assert top >= 0.7, f"oracle top in {top:.0%} of ROIs"
 
 
-@pytest.mark.slow
-@pytest.mark.workflow
-@pytest.mark.parametrize("measure", ["rsa-crossnobis-spearman", "cka-linear-debiased"])
-def test_oracle_passes_in_most_rois_and_verdicts_are_complete(default_run, measure):
+@pytest.mark.parametrize("measure", rc.ORACLE_MEASURES)
+def test_oracle_layer_is_the_true_layer(recovery_run, request, measure):
+    run, seed, _ = recovery_run
+    expect(request, "oracle_layer", seed, measure)
+    hits = rc.oracle_layer_within_one(run, measure)
+    assert hits >= 0.7, f"layer within ±1 in {hits:.0%} of ROIs"
+
+
+@pytest.mark.parametrize("measure", rc.ORACLE_MEASURES)
+def test_generator_architecture_beats_near_identity_inits_on_deep_rois(recovery_run, request,
+                                                                      measure):
+    run, seed, _ = recovery_run
+    expect(request, "generator_arch", seed, measure)
+    margins = rc.generator_arch_margins(run, measure)
+    assert len(margins) == len(rc.NEAR_IDENTITY)
+    assert min(margins.values()) > 0.3, margins
+
+
+@pytest.mark.parametrize("measure", [XN, CKA])
+def test_oracle_passes_in_most_rois_and_verdicts_are_complete(recovery_run, request, measure):
     """With 6 subjects and 1000 stimulus permutations every model cell has a verdict; the
     oracle (the generator's own weights) passes more ROIs than any other candidate."""
-    _, _, s = default_run
-    cells = _offdiag(s, measure).query("candidate != 'brain'")
+    run, seed, _ = recovery_run
+    expect(request, "oracle_passes", seed, measure)
+    s = run.table("apa_summary")
+    cells = s[(s["measure"] == measure) & (s["variant"] == "offdiag")
+              & (s["candidate"] != "brain")]
     assert cells["passes"].notna().all()
     assert (cells["p_stimulus"] > 0).all() and (cells["q_stimulus"] >= cells["p_stimulus"]).all()
-    n_pass = cells.groupby("candidate")["passes"].sum()
-    assert n_pass["oracle"] >= 5, n_pass.to_dict()
-    assert n_pass["oracle"] > n_pass.drop("oracle").max(), n_pass.to_dict()
-
-
-@pytest.mark.slow
-@pytest.mark.workflow
-@pytest.mark.parametrize(("measure", "variant"), [
-    ("rsa-crossnobis-spearman", "offdiag"), ("cka-linear-debiased", "offdiag"),
-    ("rsa-crossnobis-spearman", "normalized"), ("cka-linear-debiased", "normalized"),
-    ("lp-ridge-pearson", "normalized"),
-])
-def test_brain_identifies_rois_above_twice_chance(default_run, measure, variant):
-    wd, _, _ = default_run
-    c = read_table(wd / "results/tables/apa_confusion.parquet")
-    brain = c[(c["measure"] == measure) & (c["variant"] == variant) & (c["candidate"] == "brain")]
-    acc, chance = brain["top1_accuracy"].iloc[0], brain["chance"].iloc[0]
-    assert acc >= 2 * chance, (acc, chance)
-    assert brain["top1_p"].iloc[0] < 0.01
-
-
-CONTROL_MEASURES = ["rsa-crossnobis-spearman", "cka-linear-debiased", "lp-ridge-pearson"]
+    oracle, best_other = rc.oracle_passes(run, measure)
+    assert oracle >= 5 and oracle > best_other, (oracle, best_other)
 
 
 @pytest.fixture(scope="module")
-def negative_controls(default_run):
-    """APA verdicts of two candidates that carry no stimulus information about the brain:
-    Gaussian features, and the oracle's own features with the stimuli shuffled (one fixed
-    permutation of all stimuli, so train selection and test scoring see the same mismatch).
-    Both are scored exactly like a model (layer selection on train, 1000 stimulus
-    permutations, BH within the two controls — a smaller family than the workflow's, so
-    passing would be easier, not harder)."""
-    import pandas as pd
-    import yaml
-
-    from alignpatterns import pipeline
-    from alignpatterns.config import resolve_config
-    from alignpatterns.data.prepared import load_subject
-    from alignpatterns.patterns.alignment import model_brain_scores
-    from alignpatterns.patterns.apa import run_apa
-    from alignpatterns.patterns.streams import stimulus_permutations
-
-    wd, truth, _ = default_run
-    cfg = resolve_config(yaml.safe_load((REPO / "config/config.yaml").read_text()), repo=REPO)
-    oracle, _ = pipeline.load_features(wd / "results/features/oracle.npz")
-    keep = sorted({truth["generator_layers"][i] for i in truth["roi_true_layer"].values()})
-    rng = np.random.default_rng(2024)
-    n_train = len(next(iter(oracle.values()))[0])
-    shuffle = rng.permutation(n_train + len(next(iter(oracle.values()))[1]))
-    gaussian, permuted = {}, {}
-    for name in keep:
-        Z = np.concatenate(oracle[name])
-        G = rng.standard_normal(Z.shape)
-        gaussian[name] = (G[:n_train], G[n_train:])
-        permuted[name] = (Z[shuffle][:n_train], Z[shuffle][n_train:])
-    lp = pipeline._lp_options(cfg, wd / "results/data/dataset.json")
-    subjects, rois = cfg["subjects"], cfg["rois"]
-    rows, nulls = [], {}
-    for cand, feats in (("gaussian", gaussian), ("permuted-oracle", permuted)):
-        per_sub = []
-        for s in subjects:
-            sd = load_subject(wd / f"results/brain/sub-{s}.npz")
-            perms = {m: stimulus_permutations(cfg["seed"], m, cand, 1000, len(sd.test_ids))
-                     for m in CONTROL_MEASURES}
-            r, n = model_brain_scores(feats, sd, rois, CONTROL_MEASURES, lp, perms)
-            rows += [{**x, "model": cand, "weights": "control"} for x in r]
-            per_sub.append(n)
-        nulls[cand] = {m: np.stack([n[m] for n in per_sub], axis=2) for m in CONTROL_MEASURES}
-    mb = pd.DataFrame(rows)
-    bb = read_table(wd / "results/tables/brain_brain.parquet")
-    ceilings = read_table(wd / "results/tables/ceilings.parquet")
-    out = []
-    for m in CONTROL_MEASURES:
-        _, summary = run_apa(bb[bb["measure"] == m], mb[mb["measure"] == m], subjects, rois, m,
-                             variants=cfg["apa"]["variants"], matches=["pearson"],
-                             margin=cfg["apa"]["margin"], ceilings=ceilings,
-                             min_ceiling=cfg["apa"]["min_ceiling"],
-                             nulls={c: nulls[c][m] for c in nulls},
-                             selections=cfg["apa"].get("selection", ["score"]))
-        out.append(summary[summary["candidate"] != "brain"])
-    return pd.concat(out, ignore_index=True)
+def negative_controls(recovery_run):
+    run, _, config = recovery_run
+    return rc.negative_controls(run, config)
 
 
-@pytest.mark.slow
-@pytest.mark.workflow
 def test_gaussian_and_stimulus_shuffled_features_never_pass(negative_controls):
     s = negative_controls
     assert set(s["candidate"]) == {"gaussian", "permuted-oracle"}

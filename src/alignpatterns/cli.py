@@ -1,4 +1,4 @@
-"""The ``alignpatterns`` command: ``synth``, ``check-data``, ``info``."""
+"""The ``alignpatterns`` command: ``synth``, ``check-data``, ``info``, ``heldout``."""
 
 from __future__ import annotations
 
@@ -64,6 +64,23 @@ def _info(args) -> int:
     return 0
 
 
+def _heldout(args) -> int:
+    from alignpatterns.config import resolve_config
+    from alignpatterns.io import write_table
+    from alignpatterns.patterns.heldout import heldout_from_results, heldout_outcome
+
+    cfg = resolve_config(_validated_config(args.config))
+    _, summary = heldout_from_results(cfg, args.results, args.subject, args.measure,
+                                      args.variant)
+    write_table(summary, args.out, "apa_summary", cfg)
+    outcome = heldout_outcome(summary, args.subject)
+    print(outcome.to_string(index=False))
+    print(f"held-out sub-{args.subject}: own ROI passes in "
+          f"{outcome['own_passes'].astype(float).mean():.0%} of cells, other ROIs fail in "
+          f"{outcome['others_fail'].mean():.0%}; table in {args.out}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``alignpatterns`` console script."""
     p = argparse.ArgumentParser(prog="alignpatterns", description=__doc__)
@@ -91,6 +108,17 @@ def main(argv: list[str] | None = None) -> int:
     i.add_argument("--table", action="append", default=None, metavar="PARQUET",
                    help="also print the provenance a result table records (repeatable)")
     i.set_defaults(fn=_info)
+    h = sub.add_parser("heldout", help="score a held-out subject's ROIs as APA candidates on "
+                       "the other subjects of a workflow run")
+    h.add_argument("--config", required=True, help="the run's config")
+    h.add_argument("--results", default="results", help="the run's results folder")
+    h.add_argument("--subject", required=True, help="the held-out subject, e.g. 07")
+    h.add_argument("--measure", action="append", default=None,
+                   help="measure (repeatable; default: the config's)")
+    h.add_argument("--variant", action="append", default=None,
+                   help="APA variant (repeatable; default: the config's)")
+    h.add_argument("--out", required=True, help="apa_summary-format Parquet table to write")
+    h.set_defaults(fn=_heldout)
     args = p.parse_args(argv)
     try:
         return args.fn(args)
