@@ -24,6 +24,7 @@ import pandas as pd
 from alignpatterns.data.bmd import SubjectData
 from alignpatterns.patterns.alignment import LPOptions, model_brain_scores
 from alignpatterns.patterns.apa import MIN_SUBJECTS_VERDICT, run_apa
+from alignpatterns.patterns.apa_boot import bootstrap_columns
 from alignpatterns.patterns.streams import stimulus_permutations
 
 __all__ = ["candidate_name", "subject_features", "heldout_scores", "heldout_apa",
@@ -148,7 +149,9 @@ def heldout_apa(held: SubjectData, others: Mapping[str, SubjectData], bb: pd.Dat
         _, summary = run_apa(bb[bb["measure"] == m], mb[mb["measure"] == m], subjects, rois, m,
                              variants=variants, matches=matches, margin=margin,
                              ceilings=ceilings, min_ceiling=min_ceiling, nulls=nulls[m])
-        out.append(summary)
+        # the table's stimulus-bootstrap columns, empty: the check reads the jackknife verdict
+        out.append(bootstrap_columns(summary, bb, mb, subjects, rois, m, np.empty((0,)), {}, 0,
+                                     seed))
     return mb, pd.concat(out, ignore_index=True)
 
 
