@@ -314,7 +314,8 @@ def estimate_from_config(rule: str, cfg: Mapping) -> Estimate:
                  "one subject's betas": 3 * raw_subject_mb,
                  "generator features": n_stim * n_layers * layer_units * 4 * 2 / MB}
     elif rule == "frames":
-        terms = {"interpreter": BASE_MB, "frames": 2 * frames_mb}
+        # the job imports torch (thread settings, frame policy from the model registry)
+        terms = {"torch": TORCH_BASE_MB, "frames": 2 * frames_mb}
     elif rule == "extract":
         batch = min(_batch_size(f), n_stim * f["n_frames"])
         terms = {"torch": TORCH_BASE_MB, "frames": frames_mb,
