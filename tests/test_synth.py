@@ -96,3 +96,49 @@ def test_synthesis_is_reproducible(tiny_dataset, tmp_path):
     for v in vids:
         assert v.read_bytes() == (tmp_path / "again/derivatives/stimuli_metadata/mp4_h264"
                                   / v.name).read_bytes(), v.name
+
+
+def _r2(X: np.ndarray, Y: np.ndarray) -> float:
+    """Share of Y's variance linearly explained by X (least squares, centred)."""
+    X, Y = X - X.mean(0), Y - Y.mean(0)
+    coef, *_ = np.linalg.lstsq(X, Y, rcond=None)
+    return float(1 - ((Y - X @ coef) ** 2).sum() / (Y**2).sum())
+
+
+def test_specific_components_carry_the_unshared_share_of_each_latent():
+    # Two "layers" that share a strong 4-dimensional stimulus subspace and each have their own
+    # weaker dimensions: a latent of the layer's top components is almost only the shared
+    # subspace; the specific block is orthogonal to it and carries `specific_fraction` of the
+    # variance, which the other layer's top components cannot predict.
+    rng = np.random.default_rng(3)
+    n = 2000
+    common = rng.standard_normal((n, 4)) * 10.0
+    layers = [np.hstack([common @ rng.standard_normal((4, 50)),
+                         rng.standard_normal((n, 30)) @ rng.standard_normal((30, 50))])
+              for _ in range(2)]
+    rois, pos = ["V1", "LO3"], np.array([0.0, 1.0])
+
+    def latents(specific_fraction):
+        design = R.ResponseDesign(n_components=20, n_common=4, mix_width=0.1,
+                                  specific_fraction=specific_fraction)
+        lat = R.shared_latents(layers, rois, pos, design, np.random.default_rng(0))
+        return lat.generator["V1"], lat.generator["LO3"]
+
+    v1, lo3 = latents(0.0)
+    assert v1.shape[1] == 20
+    # the top 4 of 20 power-law components (89% of the variance) are the shared subspace
+    shared_only = _r2(v1, lo3)
+    assert shared_only > 0.85
+    v1, lo3 = latents(0.3)
+    assert v1.shape[1] == 40
+    specific = lo3[:, 20:]
+    assert (specific**2).sum() / (lo3**2).sum() == pytest.approx(0.3, abs=1e-9)
+    assert _r2(common, specific) < 1e-4
+    assert _r2(v1[:, :20], specific) < 0.02
+    assert _r2(v1[:, :20], lo3) == pytest.approx(0.7 * shared_only, abs=0.02)
+
+
+def test_specific_fraction_must_be_a_share():
+    with pytest.raises(ValueError, match="specific_fraction"):
+        R.shared_latents([np.eye(10)], ["V1"], np.array([0.0]),
+                         R.ResponseDesign(specific_fraction=1.0), np.random.default_rng(0))
