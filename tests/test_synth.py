@@ -120,7 +120,7 @@ def test_specific_components_carry_the_unshared_share_of_each_latent():
 
     def latents(specific_fraction):
         design = R.ResponseDesign(n_components=20, n_common=4, mix_width=0.1,
-                                  specific_fraction=specific_fraction)
+                                  specific_fraction=(specific_fraction, specific_fraction))
         lat = R.shared_latents(layers, rois, pos, design, np.random.default_rng(0))
         return lat.generator["V1"], lat.generator["LO3"]
 
@@ -141,4 +141,20 @@ def test_specific_components_carry_the_unshared_share_of_each_latent():
 def test_specific_fraction_must_be_a_share():
     with pytest.raises(ValueError, match="specific_fraction"):
         R.shared_latents([np.eye(10)], ["V1"], np.array([0.0]),
-                         R.ResponseDesign(specific_fraction=1.0), np.random.default_rng(0))
+                         R.ResponseDesign(specific_fraction=(0.1, 1.0)),
+                         np.random.default_rng(0))
+
+
+def test_specific_share_grows_along_the_hierarchy():
+    rng = np.random.default_rng(4)
+    common = rng.standard_normal((400, 3)) * 10.0
+    layers = [np.hstack([common @ rng.standard_normal((3, 40)),
+                         rng.standard_normal((400, 20)) @ rng.standard_normal((20, 40))])
+              for _ in range(3)]
+    design = R.ResponseDesign(n_components=10, n_common=3, mix_width=0.1,
+                              specific_fraction=(0.1, 0.5))
+    lat = R.shared_latents(layers, ["V1", "V4", "LO3"], np.array([0.0, 1.0, 2.0]), design,
+                           np.random.default_rng(0))
+    shares = [float((lat.generator[r][:, 10:] ** 2).sum() / (lat.generator[r] ** 2).sum())
+              for r in ("V1", "V4", "LO3")]
+    np.testing.assert_allclose(shares, [0.1, 0.3, 0.5], atol=1e-9)

@@ -3,14 +3,15 @@
 A hidden generator network's layers drive ROIs along a hierarchy. For ROI r at hierarchy position
 p_r (0 = shallowest generator layer, L−1 = deepest), the generator-driven latent is a depth-weighted
 mix of the 2–3 generator layers nearest p_r, each represented by its top principal components with a
-power-law spectrum. A share ``specific_fraction`` of each layer's variance comes from the layer's
-*specific* components instead: its top principal components after the ``n_common`` stimulus
-dimensions shared by all layers are projected out. Without them every ROI's latent is dominated by
-the same few shared dimensions, so ridge from any ROI predicts every other ROI about equally and
-linear-predictivity alignment patterns are flat (brain-baseline APS 0.15–0.38 on `offdiag`);
-with them a deep ROI carries signal that shallow layers and ROIs cannot predict linearly, while
-RDMs and Grams stay dominated by the shared dimensions. Every vertex of subject s in ROI r mixes,
-with subject-specific spatially smooth weights:
+power-law spectrum. A share of each layer's variance (``specific_fraction``, growing linearly from
+the shallowest to the deepest driving layer) comes from the layer's *specific* components instead:
+its top principal components after the ``n_common`` stimulus dimensions shared by all layers are
+projected out. Without them every ROI's latent is dominated by the same few shared dimensions, so
+ridge from any ROI predicts every other ROI about equally and linear-predictivity alignment
+patterns are flat (brain-baseline APS 0.15–0.38 on `offdiag`); with them a deep ROI carries
+signal that shallow layers and early ROIs cannot predict linearly, while RDMs and Grams stay
+dominated by the shared dimensions. Every vertex of subject s in ROI r mixes, with
+subject-specific spatially smooth weights:
 
 - the generator-driven latent (shared across subjects);
 - an ROI-private latent shared across subjects that no network explains;
@@ -66,9 +67,13 @@ class ResponseDesign:
         Number of stimulus dimensions shared by all generator layers (the top principal
         components of their pooled, variance-normalised activations) removed from every layer
         before its *specific* components are taken.
-    specific_fraction : float
-        Share of each layer's latent variance carried by its specific components (0: none, the
-        layer's own top components only).
+    specific_fraction : tuple of float
+        Share of a layer's latent variance carried by its specific components at the shallowest
+        and at the deepest driving layer (linear in between; 0: the layer's own top components
+        only). The default gives the shallowest layer none, so early ROIs' RDMs and Grams stay
+        those of the generator's layer (with 0.3 everywhere, or 0.1 at the shallowest, generic
+        near-identity networks matched early ROIs as well as the oracle on crossnobis RSA), and
+        the deepest 0.6, which shallow layers and early ROIs cannot predict linearly.
     smooth_sigma : float
         Spatial smoothing (in vertices) of mixing weights and smooth noise.
     fractions : dict
@@ -85,7 +90,7 @@ class ResponseDesign:
     ncsnr_max: float = 1.4
     size_range: tuple[int, int] = (60, 360)
     n_common: int = 14
-    specific_fraction: float = 0.3
+    specific_fraction: tuple[float, float] = (0.0, 0.6)
     smooth_sigma: float = 3.0
     fractions: dict = field(default_factory=lambda: dict(DEFAULT_FRACTIONS))
 
@@ -193,16 +198,17 @@ def shared_latents(layer_feats: list[np.ndarray], rois: list[str], positions: np
     positions : ndarray, shape (n_rois,)
         Hierarchy position of each ROI in layer units.
     """
-    b = design.specific_fraction
-    if not 0.0 <= b < 1.0:
-        raise ValueError(f"specific_fraction must be in [0, 1), got {b}")
+    lo, hi = design.specific_fraction
+    if not (0.0 <= lo < 1.0 and 0.0 <= hi < 1.0):
+        raise ValueError(f"specific_fraction must be two shares in [0, 1), got {(lo, hi)}")
     comps = [layer_components(f, design.n_components, design.spectrum_exponent)
              for f in layer_feats]
-    if b > 0 and design.n_common > 0:
+    if max(lo, hi) > 0 and design.n_common > 0:
         specific = [layer_components(f, design.n_components, design.spectrum_exponent)
                     for f in remove_common(layer_feats, design.n_common)]
+        shares = np.linspace(lo, hi, len(comps))
         comps = [np.concatenate([np.sqrt(1 - b) * c, np.sqrt(b) * q], axis=1)
-                 for c, q in zip(comps, specific, strict=True)]
+                 for b, c, q in zip(shares, comps, specific, strict=True)]
     n = comps[0].shape[0]
     gen, priv, wts = {}, {}, {}
     for roi, pos in zip(rois, positions, strict=True):
