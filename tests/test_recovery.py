@@ -29,32 +29,19 @@ REPO = Path(__file__).resolve().parents[1]
 SEEDS = [1, pytest.param(2, marks=pytest.mark.recovery),
          pytest.param(3, marks=pytest.mark.recovery)]
 
-# (check, synth seed, measure[, variant]) → measured value that misses the floor. LP on `offdiag`
-# fails with the current generative model: the generator's layers share their dominant
-# components, so LP profiles follow target reliability more than content and a noise-free
-# model's profile is flatter than a noisy brain source's (docs/status.md).
+# (check, synth seed, measure[, variant]) → measured value that misses the floor. Seeds 2 and 3
+# are filled in below from their own runs. What still misses: the re-seeded generator
+# architecture is not > 0.3 above every near-identity-init candidate on the deepest ROIs
+# (random ReLU networks share their depth profile; mobilenetv3's timm init is the least
+# near-identity), and the oracle's verdict count on crossnobis RSA (docs/status.md).
 LP = "lp-ridge-pearson"
 XN = "rsa-crossnobis-spearman"
 CKA = "cka-linear-debiased"
 KNOWN_MISSES = {
-    ("brain_offdiag", 1, LP): "brain APS 0.21 < 0.5",
-    ("brain_offdiag", 2, LP): "brain APS 0.15 < 0.5",
-    ("brain_offdiag", 3, LP): "brain APS 0.38 < 0.5",
-    ("identification", 1, LP, "offdiag"): "top-1 0.18 < 2 × chance 0.10 (p 0.022)",
-    ("identification", 2, LP, "offdiag"): "top-1 0.18 < 2 × chance 0.10 (p 0.070)",
-    ("oracle_top", 1, LP): "oracle top in 40% of ROIs < 70%",
-    ("oracle_top", 2, LP): "oracle top in 40% of ROIs < 70%",
-    ("oracle_top", 3, LP): "oracle top in 20% of ROIs < 70%",
-    # the re-seeded vgg11 and mobilenet come within a few hundredths of the oracle's APS
-    ("oracle_top", 2, XN): "oracle top in 50% of ROIs < 70%",
-    ("oracle_passes", 2, XN): "oracle passes 4 ROIs, the best other candidate 6",
-    # mobilenetv3's timm init is less near-identity than convnext's or ViT's on some seeds
-    ("generator_arch", 1, CKA): "margin over mobilenetv3_small_100 0.26 ≤ 0.3",
-    ("generator_arch", 1, LP): "margin over mobilenetv3_small_100 0.19 ≤ 0.3",
-    ("generator_arch", 3, XN): "margin over mobilenetv3_small_100 0.05 ≤ 0.3",
-    ("generator_arch", 3, CKA): "margin over mobilenetv3_small_100 0.22 ≤ 0.3",
-    ("generator_arch", 3, LP): "margins −0.01 / 0.04 / −0.11 over convnext_atto / vit_tiny / "
+    ("generator_arch", 1, CKA): "margin over mobilenetv3_small_100 0.08 ≤ 0.3",
+    ("generator_arch", 1, LP): "margins 0.02 / 0.01 / 0.01 over convnext_atto / vit_tiny / "
                                "mobilenetv3 ≤ 0.3",
+    ("oracle_passes", 1, XN): "oracle passes 4 ROIs (floor 5), the best other candidate 3",
 }
 
 
