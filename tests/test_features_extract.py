@@ -220,6 +220,74 @@ def test_out_of_memory_names_the_layer_and_the_batch():
     assert "Tried to allocate 9.00 GiB" in msg
 
 
+class _Counted(nn.Module):
+    """a → b → head; counts how often ``head`` runs; ``reuse`` runs ``a`` twice per pass."""
+
+    def __init__(self, reuse: bool = False):
+        super().__init__()
+        torch.manual_seed(0)
+        self.a = nn.Conv2d(3, 3, 3, padding=1)
+        self.b = nn.Conv2d(3, 4, 3)
+        self.head = nn.Conv2d(4, 4, 1)
+        self.reuse, self.head_calls = reuse, 0
+
+    def forward(self, x):
+        h = self.a(x)
+        if self.reuse:
+            h = self.a(h)
+        h = self.b(h)
+        self.head_calls += 1
+        return self.head(h)
+
+
+def _run_counted(net, layers, n_stimuli=6):
+    from alignpatterns.features import extract as E
+
+    rng = np.random.default_rng(3)
+    frames = [(i, rng.integers(0, 256, (2, 8, 8, 3), dtype=np.uint8)) for i in range(n_stimuli)]
+    out = {}
+    E.run(net.eval(), frames, layers, lambda i, f: out.__setitem__(i, f),
+          ExtractOptions(pool_grid=1, batch_size=4), (0.5,) * 3, (0.5,) * 3)
+    return out
+
+
+def test_forward_stops_after_the_last_read_layer_with_identical_features():
+    net = _Counted()
+    got = _run_counted(net, ["a", "b"])
+    assert net.head_calls == 1  # 3 batches of 4 frames: only the first (probing) one ran the head
+    full = _run_counted(_Counted(), ["a", "b", "head"])  # reads the head: never stopped early
+    assert sorted(got) == sorted(full) == list(range(6))
+    for i in got:
+        for name in ("a", "b"):
+            np.testing.assert_array_equal(got[i][name], full[i][name])
+
+
+def test_a_module_called_twice_per_pass_keeps_the_full_forward():
+    net = _Counted(reuse=True)
+    got = _run_counted(net, ["a"])
+    assert net.head_calls == 3  # every batch ran to the end: 'a' is read at its second call
+    with torch.no_grad():
+        x = torch.from_numpy(np.random.default_rng(3).integers(0, 256, (2, 8, 8, 3),
+                                                               dtype=np.uint8))
+        x = (x.permute(0, 3, 1, 2).float() / 255 - 0.5) / 0.5
+        second = net.a(net.a(x)).mean(dim=(2, 3)).mean(0)
+    np.testing.assert_allclose(got[0]["a"].ravel(), second.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_deterministic_torch_sets_the_eager_flag_without_importing_inductor():
+    import subprocess
+    import sys
+
+    code = ("import sys, torch\n"
+            "from alignpatterns.pipeline import deterministic_torch\n"
+            "deterministic_torch()\n"
+            "print(torch.are_deterministic_algorithms_enabled(),"
+            " torch.is_deterministic_algorithms_warn_only_enabled(),"
+            " 'torch._inductor' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True", "True", "False"]
+
+
 def test_random_weights_are_seeded():
     spec = REG["mobilenetv3_small_100"]
     h = [weights_hash(build_model(spec, "random", s)) for s in (1, 1, 2)]

@@ -174,3 +174,29 @@ def test_model_brain_uses_reduced_features_for_lp_only(tmp_path):
     rows, _ = model_brain_scores(f32, sd, ["A", "B", "C"], ["lp-ridge-pearson"], opts)
     assert any(abs(got["lp-ridge-pearson", r["roi"], r["split"]] - r["score"]) > 1e-6
                for r in rows)
+
+
+@pytest.mark.parametrize("shape", [(40, 300), (60, 50)])
+def test_top_components_match_the_thin_svd(shape):
+    from alignpatterns.measures.encoding import _top_components
+
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal(shape) * np.geomspace(10, 0.1, shape[1])
+    X -= X.mean(axis=0)
+    scores, comps = _top_components(X, 8)
+    U, s, Vt = np.linalg.svd(X, full_matrices=False)
+    signs = np.sign(np.sum(comps * Vt[:8], axis=1))
+    np.testing.assert_allclose(comps * signs[:, None], Vt[:8], atol=1e-10)
+    np.testing.assert_allclose(scores * signs, U[:, :8] * s[:8], atol=1e-9)
+    np.testing.assert_allclose(comps @ comps.T, np.eye(8), atol=1e-12)
+
+
+def test_top_components_of_a_rank_deficient_matrix_fall_back_to_the_svd():
+    from alignpatterns.measures.encoding import _top_components
+
+    rng = np.random.default_rng(6)
+    X = rng.standard_normal((30, 3)) @ rng.standard_normal((3, 100))  # rank 3 < k = 5
+    scores, comps = _top_components(X, 5)
+    assert np.all(np.isfinite(comps)) and np.all(np.isfinite(scores))
+    np.testing.assert_allclose(scores, X @ comps.T, atol=1e-10)
+    np.testing.assert_allclose(comps @ comps.T, np.eye(5), atol=1e-10)

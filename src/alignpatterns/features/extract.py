@@ -119,20 +119,49 @@ def auto_batch_size(spec: ModelSpec, input_shape: tuple[int, ...], device: str,
     return int(max(1, min(cap, budget // max(per_sample, 1))))
 
 
+class _StopForward(Exception):
+    """Raised by a hook once every read layer of the batch is captured (see :class:`_Reader`)."""
+
+
 class _Reader:
-    """Forward hooks that pool each read layer into ``captured``."""
+    """Forward hooks that pool each read layer into ``captured``.
+
+    Layers after the last read one (a VGG's 4096-wide classifier head, say) cost up to a third
+    of a forward pass and are never read, so the pass stops as soon as every read layer has
+    been captured. That is only safe when each read module runs once per pass (a module reused
+    inside the network overwrites its capture on a later call), so the first batch runs the
+    whole network and counts the calls; later batches stop early only if every count was 1.
+    """
 
     def __init__(self, model, layers, grid, n_prefix, tokens, layout):
         modules = dict(model.named_modules())
         self.captured: dict[str, torch.Tensor] = {}
+        self.calls: dict[str, int] = {n: 0 for n in layers}
+        self.stop_early = False
+        self._probed = False
+        n_layers = len(layers)
 
         def make(name):
             def fn(_module, _inp, out):
                 pooled = pool_output(out, grid, n_prefix, tokens, layout)
                 self.captured[name] = pooled.float().cpu()
+                self.calls[name] += 1
+                if self.stop_early and len(self.captured) == n_layers:
+                    raise _StopForward
             return fn
 
         self.handles = [modules[n].register_forward_hook(make(n)) for n in layers]
+
+    def forward(self, model, x) -> None:
+        """Run ``model(x)`` until every read layer is captured (into ``captured``)."""
+        self.captured.clear()
+        try:
+            model(x)
+        except _StopForward:
+            pass
+        if not self._probed:
+            self._probed = True
+            self.stop_early = all(c == 1 for c in self.calls.values())
 
     def remove(self):
         for h in self.handles:
@@ -219,10 +248,9 @@ def run(model: torch.nn.Module, source, layers: Sequence[str], sink: Callable[[i
             else:
                 x = x.permute(0, 3, 1, 2).float().div_(255.0)
             x = (x - mean_t) / std_t
-            reader.captured.clear()
             try:
                 with autocast:
-                    model(x)
+                    reader.forward(model, x)
             except (MemoryError, torch.OutOfMemoryError) as err:
                 raise MemoryError(_oom_message(model, layers, x, reader.captured, err)) from None
             start = 0

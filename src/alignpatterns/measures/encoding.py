@@ -82,9 +82,34 @@ def _reduce(Xtr: np.ndarray, Xte: np.ndarray, n_components: int | None):
             f"got {n_components!r}"
         )
     # Xtr is already centred by the standardisation, so this is PCA
-    U, s, Vt = np.linalg.svd(Xtr, full_matrices=False)
-    comps = Vt[:n_components]
-    return U[:, :n_components] * s[:n_components], Xte @ comps.T
+    scores, comps = _top_components(Xtr, n_components)
+    return scores, Xte @ comps.T
+
+
+def _top_components(X: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Top ``k`` principal axes of a centred ``X`` (n, p) and the scores on them.
+
+    With n < p (layers are wide) the eigendecomposition of the n × n Gram matrix gives the same
+    axes as a thin SVD 10–30× faster; the axes' signs may differ from the SVD's, which ridge on
+    the scores does not see. Falls back to the SVD when the k-th axis is numerically null.
+
+    Returns
+    -------
+    scores : ndarray (n, k)
+        ``X @ comps.T``.
+    comps : ndarray (k, p)
+        Orthonormal rows.
+    """
+    n, p = X.shape
+    if n < p:
+        w, U = np.linalg.eigh(X @ X.T)
+        w, U = w[::-1][:k], U[:, ::-1][:, :k]
+        if w[-1] > w[0] * 1e-8:  # singular values within 1e-4 of the top: accurate
+            s = np.sqrt(w)
+            return U * s, (U.T @ X) / s[:, None]
+    _, s, Vt = np.linalg.svd(X, full_matrices=False)
+    comps = Vt[:k]
+    return X @ comps.T, comps
 
 
 def _check_inputs(X_train, Y_train):
