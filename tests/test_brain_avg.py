@@ -266,7 +266,7 @@ def test_non_surface_space_is_refused_and_the_workflow_step_skips(tmp_path, capl
                                       "min_ceiling": 0.1}}
     out = tmp_path / "scores.parquet"
     with caplog.at_level(logging.WARNING, logger="alignpatterns"):
-        pipeline.brain_avg_scores(cfg, RSA, "01", paths, None, str(out))
+        pipeline.brain_avg_scores(cfg, [RSA], "01", paths, None, [str(out)])
     assert "no vertex correspondence" in caplog.text
     assert io.read_table(out, "brain_avg").empty
     table = tmp_path / "apa_brain_avg.parquet"

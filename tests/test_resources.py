@@ -114,7 +114,8 @@ def test_requests_cover_the_measured_peaks_of_the_tiny_run(tiny_run):
     checked = 0
     for tsv in sorted(bench.rglob("*.tsv")):
         parts = tsv.relative_to(bench).with_suffix("").parts
-        rule = parts[0] if parts[0] != "figures" else "figure_" + parts[1].rsplit("_", 1)[0]
+        rule = parts[0] if parts[0] != "figures" else (
+            "run_info" if parts[1] == "run_info" else "figure_" + parts[1])
         rss = float(pd.read_csv(tsv, sep="\t")["max_rss"].iloc[-1])
         inputs = None
         if rule == "model_brain":

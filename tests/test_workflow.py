@@ -81,8 +81,10 @@ def test_lint_and_dry_run():
     res = subprocess.run([*SNAKEMAKE, "-n", "--forceall", "--cores", "1"], capture_output=True,
                          text=True, cwd=REPO, timeout=300)
     assert res.returncode == 0, res.stderr
-    # the embedded default fans out to every model x subject and measure x subject
-    for rule, n in (("model_brain", 5 * 6), ("brain_brain", 4 * 6), ("brain_avg", 4 * 6),
+    # the embedded default fans out to every model x subject and measure x subject; brain_avg
+    # per subject, whole_model per model, figures per kind (all measures inside)
+    for rule, n in (("model_brain", 5 * 6), ("brain_brain", 4 * 6), ("brain_avg", 6),
+                    ("whole_model", 5), ("figure_profiles", 1),
                     ("extract", 5)):
         assert any(line.split()[:2] == [rule, str(n)] for line in res.stdout.splitlines()), rule
 

@@ -522,24 +522,33 @@ def apa(cfg: dict, measure: str, mb_path: str, bb_path: str, ceilings_path: str,
     io.write_table(confusion, out_confusion, "apa_confusion", cfg)
 
 
-def whole_model(cfg: dict, measure: str, model: str, features_path: str, mb_path: str,
-                bb_path: str, info_path: str, out: str) -> None:
-    """The whole-model APA variant of one candidate under one measure (Mantel test)."""
+def whole_model(cfg: dict, measures: Sequence[str], model: str, features_path: str,
+                mb_path: str, bb_path: str, info_path: str, outs: Sequence[str]) -> None:
+    """The whole-model APA variant of one candidate under each measure (Mantel test).
+
+    One job per model: the rows of each measure go to their own table (``outs``, in the order
+    of ``measures``); every measure × model draws from its own permutation stream (SPEC.md §4).
+    """
     from alignpatterns.patterns.apa import model_scores
     from alignpatterns.patterns.whole_model import whole_model_rows
 
-    mb = io.read_table(mb_path, "model_brain")
-    mb = mb[(mb["measure"] == measure) & (mb["model"] == model)]
-    if mb.empty:
-        raise ValueError(f"{mb_path}: no {measure!r} scores for model {model!r}")
-    (ms,) = model_scores(mb, cfg["subjects"], cfg["rois"])
-    bb = io.read_table(bb_path, "brain_brain")
+    if len(measures) != len(outs):
+        raise ValueError(f"whole_model: {len(measures)} measures but {len(outs)} outputs")
+    mb_all = io.read_table(mb_path, "model_brain")
+    mb_all = mb_all[mb_all["model"] == model]
+    bb_all = io.read_table(bb_path, "brain_brain")
     feats, _ = load_features(features_path)
     a = cfg["apa"]
-    rows = whole_model_rows(feats, ms, bb[bb["measure"] == measure], cfg["subjects"],
-                            cfg["rois"], measure, _lp_options(cfg, info_path), a["match"],
-                            a["n_mantel_permutations"], cfg["seed"])
-    io.write_table(rows, out, "apa_whole_model", cfg)
+    lp = _lp_options(cfg, info_path)
+    for measure, out in zip(measures, outs, strict=True):
+        mb = mb_all[mb_all["measure"] == measure]
+        if mb.empty:
+            raise ValueError(f"{mb_path}: no {measure!r} scores for model {model!r}")
+        (ms,) = model_scores(mb, cfg["subjects"], cfg["rois"])
+        rows = whole_model_rows(feats, ms, bb_all[bb_all["measure"] == measure],
+                                cfg["subjects"], cfg["rois"], measure, lp, a["match"],
+                                a["n_mantel_permutations"], cfg["seed"])
+        io.write_table(rows, out, "apa_whole_model", cfg)
 
 
 def gather_tables(paths: Sequence[str], kind: str, out: str, cfg: dict) -> None:
@@ -549,10 +558,11 @@ def gather_tables(paths: Sequence[str], kind: str, out: str, cfg: dict) -> None:
 
 # --- brain_avg baseline (SPEC.md §4): the vertex-wise mean of k held-out subjects stands in -----
 
-def brain_avg_scores(cfg: dict, measure: str, target: str, subject_paths: Sequence[str],
-                     info_path: str, out: str) -> None:
-    """A_{K→s} on test for one measure and target subject, every k ≥ 2 of ``apa.brain_avg_k``
-    and every stand-in set K (table ``brain_avg``; k = 1 is in ``brain_brain`` already).
+def brain_avg_scores(cfg: dict, measures: Sequence[str], target: str,
+                     subject_paths: Sequence[str], info_path: str, outs: Sequence[str]) -> None:
+    """A_{K→s} on test for one target subject under each measure, every k ≥ 2 of
+    ``apa.brain_avg_k`` and every stand-in set K (table ``brain_avg``, one file per measure in
+    ``outs``, in the order of ``measures``; k = 1 is in ``brain_brain`` already).
 
     A dataset without vertex correspondence (SPEC.md §1) gets an empty table and a logged
     reason; :func:`apa_brain_avg` reports it in every row.
@@ -572,12 +582,15 @@ def brain_avg_scores(cfg: dict, measure: str, target: str, subject_paths: Sequen
         ks = []
     subs = _load_subjects(subject_paths) if ks else {}
     subs = {s: subs[s] for s in cfg["subjects"] if s in subs}
-    rows = (brain_avg_score_rows(subs, target, cfg["rois"], measure, ks,
-                                 int(a["brain_avg_max_sets"]), cfg["seed"],
-                                 _lp_options(cfg, info_path), int(cfg["min_vertices"]),
-                                 a["brain_avg_vertices"])
-            if ks else [])
-    io.write_table(pd.DataFrame(rows, columns=list(SCORE_COLUMNS)), out, "brain_avg", cfg)
+    if len(measures) != len(outs):
+        raise ValueError(f"brain_avg: {len(measures)} measures but {len(outs)} outputs")
+    lp = _lp_options(cfg, info_path) if ks else None
+    for measure, out in zip(measures, outs, strict=True):
+        rows = (brain_avg_score_rows(subs, target, cfg["rois"], measure, ks,
+                                     int(a["brain_avg_max_sets"]), cfg["seed"], lp,
+                                     int(cfg["min_vertices"]), a["brain_avg_vertices"])
+                if ks else [])
+        io.write_table(pd.DataFrame(rows, columns=list(SCORE_COLUMNS)), out, "brain_avg", cfg)
 
 
 def apa_brain_avg(cfg: dict, bb_path: str, score_paths: Sequence[str], ceilings_path: str,

@@ -93,9 +93,13 @@ def runtime(rule: str, cfg: Mapping, input=None, attempt: int = 1) -> int:
         + boots * n_layers * s["n_rois"] * 0.005 * kt,
         "brain_brain": 10 + cells * s["n_rois"] * 0.05 * k
         + boots * cells * s["n_rois"] * 0.004 * kt,
-        # brain_avg: test-split scores of (k ≥ 2) × brain_avg_max_sets averaged stand-ins
-        "brain_avg": 10 + _brain_avg_sets(cfg) * s["n_rois"] ** 2 * 0.05 * k,
+        # brain_avg: test-split scores of (k ≥ 2) × brain_avg_max_sets averaged stand-ins, for
+        # every measure
+        "brain_avg": 10 + len(cfg.get("measures", [])) * _brain_avg_sets(cfg) * s["n_rois"] ** 2
+        * 0.05 * k,
         "ceilings": 10 + cells * 0.05 * k,
+        # one model, every measure: ROI-assigned layers' patterns (LP: ridge among them), Mantel
+        "whole_model": 5 + len(cfg.get("measures", [])) * (2 + 10 * k),
         "apa": 15 + len(cfg["models"]) * s["n_subjects"] * perms / 1000 * 0.2
         + boots * len(cfg["models"]) * s["n_rois"] * n_variants * (s["n_subjects"] / 10) ** 2
         * 0.025,

@@ -1,5 +1,6 @@
 # brain_avg baseline (SPEC.md §4): the vertex-wise mean of k held-out subjects stands in.
-# Scores per measure x target subject (parallel; LP dominates), APS for all measures at once.
+# Scores per target subject, every measure inside (parallel over subjects; LP dominates), APS
+# for all measures at once.
 
 
 rule brain_avg:
@@ -8,13 +9,14 @@ rule brain_avg:
         info="results/data/dataset.json",
         lib=lib("measures", "patterns"),
     output:
-        "results/alignment/brain_avg/{measure}/sub-{subject}.parquet",
+        expand("results/alignment/brain_avg/{measure}/sub-{{subject}}.parquet", measure=MEASURES),
     params:
         cfg=brain_avg_cfg,
+        measures=MEASURES,
     log:
-        "results/logs/brain_avg/{measure}/sub-{subject}.log",
+        "results/logs/brain_avg/sub-{subject}.log",
     benchmark:
-        "results/benchmarks/brain_avg/{measure}/sub-{subject}.tsv"
+        "results/benchmarks/brain_avg/sub-{subject}.tsv"
     threads: 1
     resources:
         mem_mb=mem_mb("brain_avg"),

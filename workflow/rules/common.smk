@@ -115,6 +115,22 @@ def brain_avg_files(wildcards=None):
     )
 
 
+def figure_outputs(kind, caption, category):
+    """Named outputs of a per-measure figure rule: ``png_<i>`` (in the report, under the
+    measure's subcategory) and ``pdf_<i>`` for the i-th measure of MEASURES."""
+    out = {}
+    for i, measure in enumerate(MEASURES):
+        out[f"png_{i}"] = report(
+            f"results/figures/{kind}_{measure}.png",
+            caption=caption,
+            category=category,
+            subcategory=measure,
+            labels={"figure": kind, "measure": measure},
+        )
+        out[f"pdf_{i}"] = f"results/figures/{kind}_{measure}.pdf"
+    return out
+
+
 def figure_files(kind):
     return expand(
         "results/figures/{kind}_{measure}.{ext}",

@@ -1,4 +1,5 @@
-# Figures: read tables only; one job per figure kind and measure. Every figure rule lists the
+# Figures: read tables only; one job per figure kind, drawing every measure (a figure takes about
+# a second; the job's imports take longer). Every figure rule lists the
 # figures library (and its style file) as input, so editing src/alignpatterns/figures/ reruns the
 # figure rules and nothing else. Captions for `snakemake --report` live in workflow/report/.
 
@@ -15,22 +16,16 @@ rule figure_conventional:
         model_brain_summary="results/tables/model_brain_summary.parquet",
         lib=FIGURE_LIB,
     output:
-        png=report(
-            "results/figures/conventional_{measure}.png",
-            caption="../report/conventional.rst",
-            category="Conventional alignment",
-            subcategory="{measure}",
-            labels={"figure": "conventional", "measure": "{measure}"},
-        ),
-        pdf="results/figures/conventional_{measure}.pdf",
+        **figure_outputs("conventional", "../report/conventional.rst", "Conventional alignment"),
     params:
         kind="conventional",
+        measures=MEASURES,
         cfg=cfg_for("rois", "apa", "models", "measures"),
         streams=STREAMS,
     log:
-        "results/logs/figures/conventional_{measure}.log",
+        "results/logs/figures/conventional.log",
     benchmark:
-        "results/benchmarks/figures/conventional_{measure}.tsv"
+        "results/benchmarks/figures/conventional.tsv"
     group:
         "figures"
     threads: 1
@@ -49,22 +44,16 @@ rule figure_layers:
         model_brain_summary="results/tables/model_brain_summary.parquet",
         lib=FIGURE_LIB,
     output:
-        png=report(
-            "results/figures/layers_{measure}.png",
-            caption="../report/layers.rst",
-            category="Conventional alignment",
-            subcategory="{measure}",
-            labels={"figure": "layers", "measure": "{measure}"},
-        ),
-        pdf="results/figures/layers_{measure}.pdf",
+        **figure_outputs("layers", "../report/layers.rst", "Conventional alignment"),
     params:
         kind="layers",
+        measures=MEASURES,
         cfg=cfg_for("rois", "apa", "models", "measures"),
         streams=STREAMS,
     log:
-        "results/logs/figures/layers_{measure}.log",
+        "results/logs/figures/layers.log",
     benchmark:
-        "results/benchmarks/figures/layers_{measure}.tsv"
+        "results/benchmarks/figures/layers.tsv"
     group:
         "figures"
     threads: 1
@@ -83,22 +72,16 @@ rule figure_brain_patterns:
         ceilings="results/tables/ceilings.parquet",
         lib=FIGURE_LIB,
     output:
-        png=report(
-            "results/figures/brain_patterns_{measure}.png",
-            caption="../report/brain_patterns.rst",
-            category="Brain alignment patterns",
-            subcategory="{measure}",
-            labels={"figure": "brain_patterns", "measure": "{measure}"},
-        ),
-        pdf="results/figures/brain_patterns_{measure}.pdf",
+        **figure_outputs("brain_patterns", "../report/brain_patterns.rst", "Brain alignment patterns"),
     params:
         kind="brain_patterns",
+        measures=MEASURES,
         cfg=cfg_for("rois", "apa", "models", "measures"),
         streams=STREAMS,
     log:
-        "results/logs/figures/brain_patterns_{measure}.log",
+        "results/logs/figures/brain_patterns.log",
     benchmark:
-        "results/benchmarks/figures/brain_patterns_{measure}.tsv"
+        "results/benchmarks/figures/brain_patterns.tsv"
     group:
         "figures"
     threads: 1
@@ -117,22 +100,16 @@ rule figure_aps:
         apa_summary="results/tables/apa_summary.parquet",
         lib=FIGURE_LIB,
     output:
-        png=report(
-            "results/figures/aps_{measure}.png",
-            caption="../report/aps.rst",
-            category="Alignment Pattern Analysis",
-            subcategory="{measure}",
-            labels={"figure": "aps", "measure": "{measure}"},
-        ),
-        pdf="results/figures/aps_{measure}.pdf",
+        **figure_outputs("aps", "../report/aps.rst", "Alignment Pattern Analysis"),
     params:
         kind="aps",
+        measures=MEASURES,
         cfg=cfg_for("rois", "apa", "models", "measures"),
         streams=STREAMS,
     log:
-        "results/logs/figures/aps_{measure}.log",
+        "results/logs/figures/aps.log",
     benchmark:
-        "results/benchmarks/figures/aps_{measure}.tsv"
+        "results/benchmarks/figures/aps.tsv"
     group:
         "figures"
     threads: 1
@@ -153,22 +130,16 @@ rule figure_profiles:
         ceilings="results/tables/ceilings.parquet",
         lib=FIGURE_LIB,
     output:
-        png=report(
-            "results/figures/profiles_{measure}.png",
-            caption="../report/profiles.rst",
-            category="Alignment Pattern Analysis",
-            subcategory="{measure}",
-            labels={"figure": "profiles", "measure": "{measure}"},
-        ),
-        pdf="results/figures/profiles_{measure}.pdf",
+        **figure_outputs("profiles", "../report/profiles.rst", "Alignment Pattern Analysis"),
     params:
         kind="profiles",
+        measures=MEASURES,
         cfg=cfg_for("rois", "apa", "models", "measures"),
         streams=STREAMS,
     log:
-        "results/logs/figures/profiles_{measure}.log",
+        "results/logs/figures/profiles.log",
     benchmark:
-        "results/benchmarks/figures/profiles_{measure}.tsv"
+        "results/benchmarks/figures/profiles.tsv"
     group:
         "figures"
     threads: 1
@@ -187,22 +158,16 @@ rule figure_score_vs_aps:
         apa_summary="results/tables/apa_summary.parquet",
         lib=FIGURE_LIB,
     output:
-        png=report(
-            "results/figures/score_vs_aps_{measure}.png",
-            caption="../report/score_vs_aps.rst",
-            category="Alignment Pattern Analysis",
-            subcategory="{measure}",
-            labels={"figure": "score_vs_aps", "measure": "{measure}"},
-        ),
-        pdf="results/figures/score_vs_aps_{measure}.pdf",
+        **figure_outputs("score_vs_aps", "../report/score_vs_aps.rst", "Alignment Pattern Analysis"),
     params:
         kind="score_vs_aps",
+        measures=MEASURES,
         cfg=cfg_for("rois", "apa", "models", "measures"),
         streams=STREAMS,
     log:
-        "results/logs/figures/score_vs_aps_{measure}.log",
+        "results/logs/figures/score_vs_aps.log",
     benchmark:
-        "results/benchmarks/figures/score_vs_aps_{measure}.tsv"
+        "results/benchmarks/figures/score_vs_aps.tsv"
     group:
         "figures"
     threads: 1
@@ -220,22 +185,16 @@ rule figure_confusion:
         apa_confusion="results/tables/apa_confusion.parquet",
         lib=FIGURE_LIB,
     output:
-        png=report(
-            "results/figures/confusion_{measure}.png",
-            caption="../report/confusion.rst",
-            category="Alignment Pattern Analysis",
-            subcategory="{measure}",
-            labels={"figure": "confusion", "measure": "{measure}"},
-        ),
-        pdf="results/figures/confusion_{measure}.pdf",
+        **figure_outputs("confusion", "../report/confusion.rst", "Alignment Pattern Analysis"),
     params:
         kind="confusion",
+        measures=MEASURES,
         cfg=cfg_for("rois", "apa", "models", "measures"),
         streams=STREAMS,
     log:
-        "results/logs/figures/confusion_{measure}.log",
+        "results/logs/figures/confusion.log",
     benchmark:
-        "results/benchmarks/figures/confusion_{measure}.tsv"
+        "results/benchmarks/figures/confusion.tsv"
     group:
         "figures"
     threads: 1
@@ -253,22 +212,16 @@ rule figure_roi_map:
         apa_summary="results/tables/apa_summary.parquet",
         lib=FIGURE_LIB,
     output:
-        png=report(
-            "results/figures/roi_map_{measure}.png",
-            caption="../report/roi_map.rst",
-            category="Maps",
-            subcategory="{measure}",
-            labels={"figure": "roi_map", "measure": "{measure}"},
-        ),
-        pdf="results/figures/roi_map_{measure}.pdf",
+        **figure_outputs("roi_map", "../report/roi_map.rst", "Maps"),
     params:
         kind="roi_map",
+        measures=MEASURES,
         cfg=cfg_for("rois", "apa", "models", "measures"),
         streams=STREAMS,
     log:
-        "results/logs/figures/roi_map_{measure}.log",
+        "results/logs/figures/roi_map.log",
     benchmark:
-        "results/benchmarks/figures/roi_map_{measure}.tsv"
+        "results/benchmarks/figures/roi_map.tsv"
     group:
         "figures"
     threads: 1

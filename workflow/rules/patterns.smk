@@ -58,6 +58,8 @@ rule gather_apa:
         "../scripts/gather_apa.py"
 
 
+# One job per model (every measure inside): each measure is about a second of work, and the
+# job's imports cost more than that.
 rule whole_model:
     input:
         features="results/features/{model}.npz",
@@ -66,13 +68,14 @@ rule whole_model:
         info="results/data/dataset.json",
         lib=lib("patterns"),
     output:
-        "results/apa/{measure}/whole_model/{model}.parquet",
+        expand("results/apa/{measure}/whole_model/{{model}}.parquet", measure=MEASURES),
     params:
         cfg=cfg_for("subjects", "rois", "apa", "seed", "lp"),
+        measures=MEASURES,
     log:
-        "results/logs/whole_model/{measure}/{model}.log",
+        "results/logs/whole_model/{model}.log",
     benchmark:
-        "results/benchmarks/whole_model/{measure}/{model}.tsv"
+        "results/benchmarks/whole_model/{model}.tsv"
     threads: 1
     resources:
         mem_mb=mem_mb("whole_model"),
