@@ -219,7 +219,9 @@ def _interrupted_model_brain_run(tiny_run: Path, wd: Path, sig: int) -> dict[Pat
                   "results/alignment/model_brain_null/oracle")
     logs = wd / ".snakemake" / "log"
     before = set(logs.glob("*.log"))
-    proc = _start(wd, *TARGETS)
+    # each job holds its score table 4 s before the rename: the run cannot finish between the
+    # first job's completion and the signal, however fast the jobs are
+    proc = _start(wd, *TARGETS, env={io.PAUSE_ENV: "sub-*.parquet:4"})
     scores = wd / "results/alignment/model_brain/oracle"
 
     def first_job_finished():  # as Snakemake records it, not merely its files written
