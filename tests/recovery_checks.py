@@ -125,6 +125,17 @@ def oracle_passes(run: Run, measure: str, variant: str = "offdiag") -> tuple[int
     return int(n["oracle"]), int(n.drop("oracle").max())
 
 
+def oracle_expected_agreement(run: Run, measure: str, variant: str = "offdiag"
+                              ) -> tuple[float, int, int]:
+    """(share of ROIs where the oracle's verdict equals the noise-free ``expected_pass``, ROIs
+    expected to pass, of those the ROIs it passes)."""
+    cells = _cells(run, measure, variant).query("candidate == 'oracle'").set_index("roi")
+    expected = pd.Series(run.truth["expected_pass"][measure])
+    got = cells["passes"].reindex(expected.index).fillna(False).astype(bool)
+    return (float((got == expected).mean()), int(expected.sum()),
+            int((got & expected).sum()))
+
+
 CONTROL_MEASURES = ["rsa-crossnobis-spearman", "cka-linear-debiased", "lp-ridge-pearson"]
 
 
@@ -198,6 +209,10 @@ def report(run: Run) -> list[str]:
     for m in ORACLE_MEASURES:
         out.append(f"{m}: oracle top {oracle_top(run, m):.0%}, ℓ* within ±1 "
                    f"{oracle_layer_within_one(run, m):.0%}, passes {oracle_passes(run, m)}")
+        if m in run.truth["expected_pass"]:
+            agree, n_exp, n_hit = oracle_expected_agreement(run, m)
+            out.append(f"{m}: oracle verdict = expected_pass in {agree:.0%} of ROIs; expected "
+                       f"to pass {n_exp}, of which passed {n_hit}")
         margins = {c: round(d, 3) for c, d in generator_arch_margins(run, m).items()}
         out.append(f"{m}: generator-architecture margin on {deepest_third(run.truth)} {margins}")
     return out

@@ -295,6 +295,16 @@ def test_fdr_bh_matches_scipy():
     )
 
 
+def test_fdr_bh_q_never_below_p():
+    """The largest of m p-values gets q = p·m/m, which rounds 1 ulp below p for some p (here
+    924/1001, a permutation p-value with 1000 draws); q must still be ≥ p."""
+    p = np.append(np.linspace(0.001, 0.9, 99), 924 / 1001)
+    assert p[-1] * 100 / 100 < p[-1]  # the rounding this guards against
+    q = fdr_bh(p)
+    assert (q >= p).all()
+    assert q[-1] == p[-1]
+
+
 def test_fdr_bh_nan_aware():
     rng = np.random.default_rng(1)
     p = rng.uniform(0, 0.2, size=30)

@@ -32,30 +32,24 @@ SEEDS = [1, pytest.param(2, marks=pytest.mark.recovery),
 # (check, synth seed, measure[, variant]) → measured value that misses the floor (from the
 # workflow runs of each seed). What still misses: the re-seeded generator architecture is not
 # > 0.3 above every near-identity-init candidate on the deepest ROIs (random ReLU networks share
-# their depth profile; mobilenetv3's timm init is the least near-identity); the oracle passes
-# fewer than 5 ROIs on crossnobis RSA / CKA on some seeds; its top rank on crossnobis (seed 2)
-# and LP (seed 3) (docs/status.md).
+# their depth profile; mobilenetv3's timm init is the least near-identity; on LP no candidate
+# predicts the deep ROIs' layer-specific components); the oracle's top rank on seeds 2 and 3,
+# where even its noise-free APS on the deep ROIs is low (docs/status.md).
 LP = "lp-ridge-pearson"
 XN = "rsa-crossnobis-spearman"
 CKA = "cka-linear-debiased"
 KNOWN_MISSES = {
-    ("generator_arch", 1, CKA): "margin over mobilenetv3_small_100 0.08 ≤ 0.3",
-    ("generator_arch", 1, LP): "margins 0.02 / 0.01 / 0.01 over convnext_atto / vit_tiny / "
+    ("generator_arch", 1, CKA): "margin over mobilenetv3_small_100 -0.03 ≤ 0.3",
+    ("generator_arch", 1, LP): "margins 0.07 / 0.04 / 0.04 over convnext_atto / vit_tiny / "
                                "mobilenetv3 ≤ 0.3",
-    ("oracle_passes", 1, XN): "oracle passes 4 ROIs (floor 5), the best other candidate 3",
-    # early ROIs: near-identity networks' generic early profiles come within 0.01–0.04
     ("oracle_top", 2, XN): "oracle top in 60% of ROIs < 70%",
-    ("oracle_passes", 2, XN): "oracle passes 5 ROIs, the best other candidate 5",
-    ("oracle_passes", 2, CKA): "oracle passes 4 ROIs (floor 5), the best other candidate 3",
-    ("generator_arch", 2, LP): "margins 0.26 / 0.30 / 0.25 over convnext_atto / vit_tiny / "
-                               "mobilenetv3 ≤ 0.3",
-    ("oracle_top", 3, LP): "oracle top in 20% of ROIs < 70%",
-    ("oracle_passes", 3, XN): "oracle passes 3 ROIs (floor 5), the best other candidate 3",
-    ("oracle_passes", 3, CKA): "oracle passes 4 ROIs (floor 5), the best other candidate 3",
-    ("generator_arch", 3, XN): "margins 0.08 / 0.28 / 0.13 over convnext_atto / vit_tiny / "
-                               "mobilenetv3 ≤ 0.3",
-    ("generator_arch", 3, CKA): "margin over mobilenetv3_small_100 0.22 ≤ 0.3",
-    ("generator_arch", 3, LP): "margins 0.12 / 0.05 / 0.02 over convnext_atto / vit_tiny / "
+    ("oracle_top", 2, CKA): "oracle top in 40% of ROIs < 70%",
+    ("generator_arch", 2, LP): "margin over mobilenetv3_small_100 0.26 ≤ 0.3",
+    ("oracle_top", 3, XN): "oracle top in 40% of ROIs < 70%",
+    ("oracle_top", 3, CKA): "oracle top in 60% of ROIs < 70%",
+    ("oracle_top", 3, LP): "oracle top in 30% of ROIs < 70%",
+    ("generator_arch", 3, XN): "margins 0.24 / 0.09 over convnext_atto / mobilenetv3 ≤ 0.3",
+    ("generator_arch", 3, LP): "margins 0.01 / 0.01 / -0.02 over convnext_atto / vit_tiny / "
                                "mobilenetv3 ≤ 0.3",
 }
 
@@ -145,18 +139,19 @@ def test_generator_architecture_beats_near_identity_inits_on_deep_rois(recovery_
 
 
 @pytest.mark.parametrize("measure", [XN, CKA])
-def test_oracle_passes_in_most_rois_and_verdicts_are_complete(recovery_run, request, measure):
-    """With 6 subjects and 1000 stimulus permutations every model cell has a verdict; the
-    oracle (the generator's own weights) passes more ROIs than any other candidate."""
+def test_oracle_verdicts_follow_expected_pass(recovery_run, request, measure):
+    """With 6 subjects and 1000 stimulus permutations every model cell has a verdict, and the
+    oracle's verdict equals the noise-free ``expected_pass`` of ``ground_truth.json`` (the
+    verdict without sampling error, docs/synthetic.md) in ≥ 70% of ROIs."""
     run, seed, _ = recovery_run
-    expect(request, "oracle_passes", seed, measure)
+    expect(request, "oracle_expected", seed, measure)
     s = run.table("apa_summary")
     cells = s[(s["measure"] == measure) & (s["variant"] == "offdiag")
               & (s["candidate"] != "brain")]
     assert cells["passes"].notna().all()
     assert (cells["p_stimulus"] > 0).all() and (cells["q_stimulus"] >= cells["p_stimulus"]).all()
-    oracle, best_other = rc.oracle_passes(run, measure)
-    assert oracle >= 5 and oracle > best_other, (oracle, best_other)
+    agree, n_expected, n_hit = rc.oracle_expected_agreement(run, measure)
+    assert agree >= 0.7, (agree, n_expected, n_hit)
 
 
 @pytest.fixture(scope="module")

@@ -27,6 +27,15 @@ def test_ground_truth_keys_and_layer_constraints(tiny_dataset):
         for j in true:
             assert i == j or cka[i, j] <= 0.95
     assert json.loads((root / "ground_truth.json").read_text())["seed"] == truth["seed"]
+    # the oracle's noise-free verdict: per measure with a noise-free form, per ROI
+    assert set(truth["expected_pass"]) == {"rsa-crossnobis-spearman", "cka-linear-debiased"}
+    for measure, rows in truth["expected_oracle"].items():
+        assert set(rows) == set(truth["rois"])
+        for roi, row in rows.items():
+            assert row["layer"] in truth["generator_layers"]
+            assert row["passes"] == truth["expected_pass"][measure][roi]
+            assert row["passes"] == (row["delta"] > -truth["expected_pass_margin"]
+                                     and row["spec"] > 0)
 
 
 def test_reliability_and_sizes_follow_the_spec(tiny_dataset):
@@ -158,3 +167,41 @@ def test_specific_share_grows_along_the_hierarchy():
     shares = [float((lat.generator[r][:, 10:] ** 2).sum() / (lat.generator[r] ** 2).sum())
               for r in ("V1", "V4", "LO3")]
     np.testing.assert_allclose(shares, [0.1, 0.3, 0.5], atol=1e-9)
+
+
+def test_a_layer_with_no_specific_share_gets_no_empty_columns():
+    """Share 0 at the shallowest layer: its latent is its own 10 components, no zero block."""
+    rng = np.random.default_rng(5)
+    layers = [rng.standard_normal((200, 30)) for _ in range(3)]
+    design = R.ResponseDesign(n_components=10, n_common=3, mix_width=0.1,
+                              specific_fraction=(0.0, 0.4))
+    lat = R.shared_latents(layers, ["V1", "V4", "LO3"], np.array([0.0, 1.0, 2.0]), design,
+                           np.random.default_rng(0))
+    assert lat.generator["V1"].shape == (200, 10)
+    assert (np.abs(lat.generator["V1"]).max(axis=0) > 0).all()
+    assert lat.generator["LO3"].shape == (200, 20)
+
+
+def test_synthesis_does_not_depend_on_the_callers_thread_count(tiny_dataset, tmp_path):
+    """One thread (``--cores 1``) gives the same bytes as the default: the synthesis pins its own
+    torch and BLAS threads, and the caller's setting is restored afterwards."""
+    import torch
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from alignpatterns.synth.dataset import SYNTH_THREADS, synthesize
+    from tests.conftest import TINY
+
+    root, truth = tiny_dataset
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with threadpool_limits(1):
+            again = synthesize(tmp_path / "one", **TINY)
+            assert torch.get_num_threads() == 1
+            assert all(p["num_threads"] == 1 for p in threadpool_info())
+    finally:
+        torch.set_num_threads(before)
+    assert SYNTH_THREADS != 1
+    assert again == truth
+    for f in sorted(root.rglob("*.pkl")):
+        assert f.read_bytes() == (tmp_path / "one" / f.relative_to(root)).read_bytes(), f.name

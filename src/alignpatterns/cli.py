@@ -12,7 +12,7 @@ def _synth(args) -> int:
 
     truth = synthesize(args.out, seed=args.seed, subjects=args.subjects, rois=args.rois,
                        train=args.train, test=args.test, n_frames=args.n_frames,
-                       size=args.size, threads=args.threads)
+                       size=args.size)
     print(f"wrote {args.out}: {len(truth['subjects'])} subjects, {len(truth['rois'])} ROIs, "
           f"{truth['n_train']} train + {truth['n_test']} test videos; generator "
           f"{truth['generator']} (seed {truth['generator_seed']})")
@@ -94,7 +94,6 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--test", type=int, default=60)
     s.add_argument("--n-frames", type=int, default=4)
     s.add_argument("--size", type=int, default=112)
-    s.add_argument("--threads", type=int, default=None)
     s.set_defaults(fn=_synth)
     c = sub.add_parser("check-data", help="validate a dataset against a config")
     c.add_argument("--config", required=True, nargs="+",

@@ -64,15 +64,16 @@ def _layout(cfg):
     return open_dataset(cfg["dataset"])
 
 
-def synthesize(cfg: dict, out: str, threads: int = 1) -> None:
-    """Write the synthetic dataset of ``cfg['dataset']['synthesize']`` to ``out``."""
+def synthesize(cfg: dict, out: str) -> None:
+    """Write the synthetic dataset of ``cfg['dataset']['synthesize']`` to ``out`` (on a fixed
+    thread count, :data:`alignpatterns.synth.dataset.SYNTH_THREADS`)."""
     from alignpatterns.synth.dataset import synthesize as run
 
     deterministic_torch()
     s = cfg["dataset"]["synthesize"]
     f = cfg["features"]
     run(out, seed=s["seed"], subjects=s["subjects"], rois=s["rois"], train=s["train"],
-        test=s["test"], n_frames=f["n_frames"], size=f["size"], threads=threads)
+        test=s["test"], n_frames=f["n_frames"], size=f["size"])
 
 
 def check_data(cfg: dict, table_path: str, info_path: str) -> pd.DataFrame:

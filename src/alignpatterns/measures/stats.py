@@ -662,6 +662,7 @@ def fdr_bh(p) -> np.ndarray:
         adj = vals[order] * m / np.arange(1, m + 1)
         adj = np.minimum.accumulate(adj[::-1])[::-1]
         res = np.empty(m)
-        res[order] = np.minimum(adj, 1.0)
+        # q ≥ p holds exactly (p_(j) ≥ p_(i), m/j ≥ 1) but p·m/m can round 1 ulp below p
+        res[order] = np.clip(adj, vals[order], 1.0)
         q[ok] = res
     return q.reshape(p.shape)

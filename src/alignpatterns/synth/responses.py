@@ -207,7 +207,9 @@ def shared_latents(layer_feats: list[np.ndarray], rois: list[str], positions: np
         specific = [layer_components(f, design.n_components, design.spectrum_exponent)
                     for f in remove_common(layer_feats, design.n_common)]
         shares = np.linspace(lo, hi, len(comps))
-        comps = [np.concatenate([np.sqrt(1 - b) * c, np.sqrt(b) * q], axis=1)
+        # a layer with share 0 gets no specific columns: zero-weight columns would still draw
+        # vertex mixing weights and carry nothing
+        comps = [np.concatenate([np.sqrt(1 - b) * c, np.sqrt(b) * q], axis=1) if b > 0 else c
                  for b, c, q in zip(shares, comps, specific, strict=True)]
     n = comps[0].shape[0]
     gen, priv, wts = {}, {}, {}

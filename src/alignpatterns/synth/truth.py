@@ -1,0 +1,139 @@
+"""Noise-free ground truth of a synthetic dataset: ROI × ROI patterns and the oracle's verdicts.
+
+Both are computed from the noiseless vertex signals (vertices with true ncsnr ≥ 0.2, test split)
+and, for the oracle, the generator's own layer activations on the test stimuli, with the
+measures' noise-free forms: RSA = Spearman correlation of squared-Euclidean RDMs (crossnobis
+estimates this distance without bias), CKA = debiased linear CKA. Linear predictivity has no
+noise-free closed form (the ridge penalty is fitted to noise) and is not listed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from alignpatterns.measures import cka_from_grams, compare_rdms, gram, rdm
+
+#: Measures with a noise-free form, and how their representations are built and compared.
+_MEASURES = {
+    "rsa-crossnobis-spearman": (lambda X: rdm(X, "sqeuclidean"),
+                                lambda a, b: compare_rdms(a, b, "spearman")),
+    "cka-linear-debiased": (gram, lambda a, b: cka_from_grams(a, b, debiased=True)),
+}
+
+
+def roi_test_data(noiseless: dict, true_ncsnr: dict, roi_slices: dict, n_train: int,
+                  min_ncsnr: float = 0.2) -> dict:
+    """Noise-free test responses of every subject's ROI, reliable vertices only.
+
+    Parameters
+    ----------
+    noiseless : dict of str to ndarray, each (n_stimuli, n_vertices)
+    true_ncsnr : dict of str to ndarray, each (n_vertices,)
+    roi_slices : dict of str to slice
+    n_train : int
+        The first ``n_train`` stimuli are train; the rest are test.
+
+    Returns
+    -------
+    dict of (subject, roi) to ndarray, shape (n_test, n_kept)
+    """
+    data = {}
+    for s in sorted(noiseless):
+        for r, sl in roi_slices.items():
+            keep = true_ncsnr[s][sl] >= min_ncsnr
+            data[s, r] = noiseless[s][n_train:, sl][:, keep]
+    return data
+
+
+def _pair_patterns(reps: dict, subjects: list, rois: list, compare) -> np.ndarray:
+    """A[p, i, j] = compare(source ROI i of pair p's source, target ROI j of its target).
+
+    Returns ndarray of shape (n_ordered_pairs, n_rois, n_rois), pairs in (source, target) order.
+    """
+    pairs = [(a, b) for a in subjects for b in subjects if a != b]
+    out = np.zeros((len(pairs), len(rois), len(rois)))
+    for p, (s_src, s_tgt) in enumerate(pairs):
+        for i, r in enumerate(rois):
+            for j, r2 in enumerate(rois):
+                out[p, i, j] = compare(reps[s_src, r], reps[s_tgt, r2])
+    return out
+
+
+def expected_patterns(data: dict) -> dict:
+    """Noise-free ROI × ROI cross-subject patterns averaged over ordered subject pairs.
+
+    Parameters
+    ----------
+    data : dict of (subject, roi) to ndarray, shape (n_test, n_kept)
+        From :func:`roi_test_data`.
+
+    Returns
+    -------
+    dict of measure to list of lists, shape (n_rois, n_rois), rounded to 6 decimals.
+    """
+    subjects = sorted({s for s, _ in data})
+    rois = list(dict.fromkeys(r for _, r in data))
+    out = {}
+    for measure, (represent, compare) in _MEASURES.items():
+        reps = {k: represent(v) for k, v in data.items()}
+        out[measure] = _pair_patterns(reps, subjects, rois, compare).mean(axis=0).round(6).tolist()
+    return out
+
+
+def _offdiag_corr(a: np.ndarray, b: np.ndarray, drop: list[int]) -> float:
+    keep = np.setdiff1d(np.arange(a.size), drop)
+    return float(np.corrcoef(a[keep], b[keep])[0, 1])
+
+
+def expected_oracle(data: dict, layer_test: list[np.ndarray], layer_names: list[str],
+                    margin: float = 0.1) -> dict:
+    """The oracle's noise-free verdict per measure and ROI on the `offdiag` variant.
+
+    The oracle stands in for ROI r with the generator layer ℓ*(r) that best matches r (mean over
+    subjects). With E the expected pattern (mean over ordered subject pairs):
+
+    - aps = ρ(O[r, :], E[r, :]) over r′ ≠ r, O[r, r′] = mean_s f(layer ℓ*(r), X_{s,r′});
+    - aps_brain = mean over ordered pairs ρ(A_{s′→s}[r, :], E[r, :]) over r′ ≠ r;
+    - spec = aps − mean_{r″≠r} ρ(O[r, :], E[r″, :]) over r′ ∉ {r, r″};
+    - passes = (aps − aps_brain > −margin) ∧ (spec > 0): the verdict of SPEC.md §4 without
+      sampling error (no interval, no permutation test).
+
+    Parameters
+    ----------
+    data : dict of (subject, roi) to ndarray, shape (n_test, n_kept)
+        From :func:`roi_test_data`.
+    layer_test : list of ndarray, each (n_test, n_features_l)
+        Generator activations on the test stimuli, one per read layer.
+    layer_names : list of str
+    margin : float
+        δ of the verdict (SPEC.md default 0.1).
+
+    Returns
+    -------
+    dict of measure to dict of roi to {layer, aps, aps_brain, delta, spec, passes}.
+    """
+    subjects = sorted({s for s, _ in data})
+    rois = list(dict.fromkeys(r for _, r in data))
+    out = {}
+    for measure, (represent, compare) in _MEASURES.items():
+        reps = {k: represent(v) for k, v in data.items()}
+        pairs = _pair_patterns(reps, subjects, rois, compare)
+        expected = pairs.mean(axis=0)
+        layers = [represent(np.asarray(f, dtype=np.float64)) for f in layer_test]
+        # score[l, s, j] = f(layer l, subject s's ROI j)
+        score = np.array([[[compare(L, reps[s, r]) for r in rois] for s in subjects]
+                          for L in layers])
+        rows = {}
+        for i, r in enumerate(rois):
+            best = int(np.argmax(score[:, :, i].mean(axis=1)))
+            own = score[best].mean(axis=0)
+            aps = _offdiag_corr(own, expected[i], [i])
+            aps_brain = float(np.mean([_offdiag_corr(p[i], expected[i], [i]) for p in pairs]))
+            others = [_offdiag_corr(own, expected[k], [i, k]) for k in range(len(rois)) if k != i]
+            spec = aps - float(np.mean(others))
+            rows[r] = {"layer": layer_names[best], "aps": round(aps, 6),
+                       "aps_brain": round(aps_brain, 6), "delta": round(aps - aps_brain, 6),
+                       "spec": round(spec, 6),
+                       "passes": bool(aps - aps_brain > -margin and spec > 0)}
+        out[measure] = rows
+    return out
