@@ -286,9 +286,9 @@ def _write(root, seed, n_subjects, n_rois, n_train, n_test, n_frames, size, desi
         "frames": {"n_frames": n_frames, "size": size},
     }
     test_data = T.roi_test_data(noiseless, true_ncsnr, roi_slices, n_train)
-    truth["expected_pattern"] = T.expected_patterns(test_data)
-    oracle = T.expected_oracle(test_data, [f[n_train:] for f in layer_feats], list(spec.layers),
-                               margin=EXPECTED_PASS_MARGIN)
+    truth["expected_pattern"], oracle = T.noise_free_truth(
+        test_data, [f[n_train:] for f in layer_feats], list(spec.layers),
+        margin=EXPECTED_PASS_MARGIN)
     truth["expected_oracle"] = oracle
     truth["expected_pass"] = {m: {r: v["passes"] for r, v in rows.items()}
                               for m, rows in oracle.items()}

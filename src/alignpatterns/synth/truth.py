@@ -59,6 +59,15 @@ def _pair_patterns(reps: dict, subjects: list, rois: list, compare) -> np.ndarra
     return out
 
 
+def _measure_patterns(data: dict):
+    """Per measure: (represent, compare, representations, ordered-pair patterns A[p, i, j])."""
+    subjects = sorted({s for s, _ in data})
+    rois = list(dict.fromkeys(r for _, r in data))
+    for measure, (represent, compare) in _MEASURES.items():
+        reps = {k: represent(v) for k, v in data.items()}
+        yield measure, represent, compare, reps, _pair_patterns(reps, subjects, rois, compare)
+
+
 def expected_patterns(data: dict) -> dict:
     """Noise-free ROI × ROI cross-subject patterns averaged over ordered subject pairs.
 
@@ -71,13 +80,8 @@ def expected_patterns(data: dict) -> dict:
     -------
     dict of measure to list of lists, shape (n_rois, n_rois), rounded to 6 decimals.
     """
-    subjects = sorted({s for s, _ in data})
-    rois = list(dict.fromkeys(r for _, r in data))
-    out = {}
-    for measure, (represent, compare) in _MEASURES.items():
-        reps = {k: represent(v) for k, v in data.items()}
-        out[measure] = _pair_patterns(reps, subjects, rois, compare).mean(axis=0).round(6).tolist()
-    return out
+    return {m: pairs.mean(axis=0).round(6).tolist()
+            for m, _, _, _, pairs in _measure_patterns(data)}
 
 
 def _offdiag_corr(a: np.ndarray, b: np.ndarray, drop: list[int]) -> float:
@@ -98,6 +102,9 @@ def expected_oracle(data: dict, layer_test: list[np.ndarray], layer_names: list[
     - passes = (aps − aps_brain > −margin) ∧ (spec > 0): the verdict of SPEC.md §4 without
       sampling error (no interval, no permutation test).
 
+    E includes the pair being scored (one of S(S−1) terms), which raises ``aps_brain`` a little
+    over a double-exclusion reference and so makes ``passes`` slightly stricter.
+
     Parameters
     ----------
     data : dict of (subject, roi) to ndarray, shape (n_test, n_kept)
@@ -112,13 +119,27 @@ def expected_oracle(data: dict, layer_test: list[np.ndarray], layer_names: list[
     -------
     dict of measure to dict of roi to {layer, aps, aps_brain, delta, spec, passes}.
     """
+    return noise_free_truth(data, layer_test, layer_names, margin)[1]
+
+
+def noise_free_truth(data: dict, layer_test: list[np.ndarray], layer_names: list[str],
+                     margin: float = 0.1) -> tuple[dict, dict]:
+    """:func:`expected_patterns` and :func:`expected_oracle` from one pass over the data (the
+    pair patterns are computed once for both).
+
+    Returns
+    -------
+    patterns : dict
+        As :func:`expected_patterns`.
+    oracle : dict
+        As :func:`expected_oracle`.
+    """
     subjects = sorted({s for s, _ in data})
     rois = list(dict.fromkeys(r for _, r in data))
-    out = {}
-    for measure, (represent, compare) in _MEASURES.items():
-        reps = {k: represent(v) for k, v in data.items()}
-        pairs = _pair_patterns(reps, subjects, rois, compare)
+    patterns, out = {}, {}
+    for measure, represent, compare, reps, pairs in _measure_patterns(data):
         expected = pairs.mean(axis=0)
+        patterns[measure] = expected.round(6).tolist()
         layers = [represent(np.asarray(f, dtype=np.float64)) for f in layer_test]
         # score[l, s, j] = f(layer l, subject s's ROI j)
         score = np.array([[[compare(L, reps[s, r]) for r in rois] for s in subjects]
@@ -136,4 +157,4 @@ def expected_oracle(data: dict, layer_test: list[np.ndarray], layer_names: list[
                        "spec": round(spec, 6),
                        "passes": bool(aps - aps_brain > -margin and spec > 0)}
         out[measure] = rows
-    return out
+    return patterns, out
