@@ -91,3 +91,44 @@ def test_the_margin_decides_a_close_delta():
     roi = next(r for r, v in got["cka-linear-debiased"].items() if v is row)
     assert wide["cka-linear-debiased"][roi]["passes"] == (row["spec"] > 0)
     assert not tight["cka-linear-debiased"][roi]["passes"]
+
+
+def _biased_cka(X, Y):
+    """Linear CKA from its definition ‖XᵀY‖²_F / (‖XᵀX‖_F ‖YᵀY‖_F) on centred X, Y."""
+    X, Y = X - X.mean(0), Y - Y.mean(0)
+    return np.linalg.norm(X.T @ Y) ** 2 / (np.linalg.norm(X.T @ X) * np.linalg.norm(Y.T @ Y))
+
+
+def test_candidate_layer_cka_finds_the_driving_layer():
+    rng = np.random.default_rng(3)
+    layers = _layers(rng, n_layers=4, width=12)
+    names = [f"g{k}" for k in range(4)]
+    truth = {"rois": ROIS, "roi_true_layer_name": dict(zip(ROIS, names, strict=True))}
+    oracle = dict(zip(names, layers, strict=True))
+    # a candidate whose layers are the generator's in reverse order and rotated (CKA-invariant),
+    # and one of unrelated Gaussian features
+    rotated = {f"c{k}": layers[3 - k] @ ortho_group.rvs(12, random_state=rng) for k in range(4)}
+    noise = {f"n{k}": rng.standard_normal((N_TEST, 12)) for k in range(4)}
+    table = T.candidate_layer_cka(truth, oracle, {"rot": rotated, "noise": noise})
+    rot = table[table["candidate"] == "rot"].set_index("roi")
+    for k, roi in enumerate(ROIS):
+        assert rot.loc[roi, "driver_layer"] == names[k]
+        assert rot.loc[roi, "best_layer"] == f"c{3 - k}"
+        assert rot.loc[roi, "best_layer_index"] == 3 - k
+        assert rot.loc[roi, "cka"] == pytest.approx(1.0, abs=1e-10)
+    nz = table[table["candidate"] == "noise"].set_index("roi")
+    for k, roi in enumerate(ROIS):
+        expected = [_biased_cka(layers[k], noise[f"n{j}"]) for j in range(4)]
+        assert nz.loc[roi, "cka"] == pytest.approx(max(expected), rel=1e-10)
+        assert nz.loc[roi, "best_layer_index"] == int(np.argmax(expected))
+    assert (nz["cka"] < 0.6).all()
+
+
+def test_candidate_layer_cka_rejects_mismatched_inputs():
+    rng = np.random.default_rng(4)
+    layers = _layers(rng, n_layers=2)
+    truth = {"rois": ["V1"], "roi_true_layer_name": {"V1": "g1"}}
+    with pytest.raises(ValueError, match=r"driving layers \['g1'\]"):
+        T.candidate_layer_cka(truth, {"g0": layers[0]}, {})
+    with pytest.raises(ValueError, match="different numbers of stimuli"):
+        T.candidate_layer_cka(truth, {"g1": layers[1]}, {"c": {"c0": layers[0][:-1]}})

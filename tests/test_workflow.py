@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from alignpatterns.io import TABLE_SCHEMAS, read_table
@@ -15,7 +16,7 @@ REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 TABLES = ["model_brain", "model_brain_summary", "brain_brain", "ceilings", "apa", "apa_summary",
           "apa_nulls", "apa_confusion", "apa_whole_model", "brain_within",
-          "brain_within_summary", "apa_brain_avg"]
+          "brain_within_summary", "apa_brain_avg", "synth_layer_cka"]
 
 
 @pytest.mark.workflow
@@ -39,6 +40,13 @@ def test_tables_have_the_contract_columns(tiny_run):
     assert len(k1) == (apa["candidate"] == "brain").sum() > 0
     assert (k1["aps_brain_avg"] - k1["aps_mean"]).abs().max() < 1e-12
     assert ba.loc[ba["k"] > 1, "reason"].str.contains("needs ≥").all()
+    # the oracle is the generator: its best layer for every ROI is the ROI's driving layer
+    slc = read_table(tiny_run / "results/tables/synth_layer_cka.parquet")
+    assert set(slc["candidate"]) == {"mobilenetv3_small_100", "oracle"}
+    orc = slc[slc["candidate"] == "oracle"]
+    assert (orc["best_layer"] == orc["driver_layer"]).all()
+    assert np.allclose(orc["cka"], 1.0)
+    assert slc.loc[slc["candidate"] != "oracle", "cka"].between(0, 1).all()
 
 
 @pytest.mark.workflow

@@ -120,6 +120,11 @@ TABLE_SCHEMAS: dict[str, dict[str, str]] = {
         "n_entries": "int64", "ci_method": "string", "aps_brain_avg": "float64",
         "ci_low": "float64", "ci_high": "float64", "reason": "string",
     },
+    # synthetic datasets only: CKA(ROI's driving generator layer, candidate's best layer)
+    "synth_layer_cka": {
+        "candidate": "string", "weights": "string", "roi": "string", "driver_layer": "string",
+        "best_layer": "string", "best_layer_index": "int64", "cka": "float64",
+    },
 }
 
 #: Key columns (sort order) of each table.
@@ -141,6 +146,7 @@ TABLE_KEYS: dict[str, list[str]] = {
     "check_data": ["subject", "roi"],
     "brain_avg": ["measure", "k", "target_subject", "stand_in", "source_roi", "target_roi"],
     "apa_brain_avg": ["measure", "variant", "match", "k", "roi"],
+    "synth_layer_cka": ["candidate", "weights", "roi"],
 }
 
 

@@ -76,6 +76,54 @@ def synthesize(cfg: dict, out: str) -> None:
         test=s["test"], n_frames=f["n_frames"], size=f["size"])
 
 
+def synth_layer_cka(cfg: dict, data_root: str, feature_paths: Sequence[str], out: str
+                    ) -> pd.DataFrame:
+    """Table ``synth_layer_cka``: per candidate and ROI of a synthetic dataset, the linear CKA
+    between the ROI's driving generator layer and the candidate's best-matching layer (SPEC.md
+    §5 ground truth).
+
+    Parameters
+    ----------
+    cfg : dict
+        Resolved config; its ``models`` give each candidate's ``weights``.
+    data_root : str
+        Synthetic dataset root (holds ``ground_truth.json``).
+    feature_paths : sequence of str
+        ``results/features/<model>.npz`` of every candidate, the ``oracle`` (the generator's
+        own weights) among them.
+    out : str
+        Destination ``.parquet``.
+    """
+    from alignpatterns.synth.truth import candidate_layer_cka
+
+    truth_path = Path(data_root) / "ground_truth.json"
+    if not truth_path.exists():
+        raise FileNotFoundError(f"{truth_path}: ground truth not found (the dataset is not "
+                                "synthetic)")
+    truth = json.loads(truth_path.read_text())
+    paths = {Path(p).stem: p for p in feature_paths}
+    if "oracle" not in paths:
+        raise ValueError(f"synth_layer_cka needs the oracle's features, got {sorted(paths)}")
+
+    def all_stimuli(path):
+        layers, ids = load_features(path)
+        return {name: np.concatenate(parts) for name, parts in layers.items()}, ids
+
+    oracle, oracle_ids = all_stimuli(paths["oracle"])
+    keep = set(truth["roi_true_layer_name"].values())
+    oracle = {k: v for k, v in oracle.items() if k in keep}
+    frames = []
+    for model, path in paths.items():
+        layers, ids = all_stimuli(path)
+        if ids != oracle_ids:
+            raise ValueError(f"{path}: stimulus ids differ from those of {paths['oracle']}")
+        frames.append(candidate_layer_cka(truth, oracle, {model: layers}))
+    table = pd.concat(frames, ignore_index=True)
+    weights = {m["name"]: m["weights"] for m in cfg["models"]}
+    table["weights"] = table["candidate"].map(weights)
+    return io.write_table(table, out, "synth_layer_cka", cfg)
+
+
 def check_data(cfg: dict, table_path: str, info_path: str) -> pd.DataFrame:
     """Validate the dataset against the config; write the subject × ROI summary.
 

@@ -338,6 +338,10 @@ def estimate_from_config(rule: str, cfg: Mapping) -> Estimate:
                  "features (float64)": 2 * n_stim * n_layers * layer_units * 8 / MB,
                  "LP targets and predictions": 4 * n_stim * n_assigned * layer_units * 8 / MB,
                  "tables": rows * 200 / MB}
+    elif rule == "synth_layer_cka":
+        # the oracle's layers and one candidate's at a time, all stimuli, float64
+        terms = {"interpreter": BASE_MB,
+                 "two models' features (float64)": 2 * n_stim * n_layers * layer_units * 8 / MB}
     else:  # gathers, figures and reports: tables only
         terms = {"interpreter": BASE_MB}
     return Estimate(rule, terms, source="config")

@@ -155,6 +155,8 @@ def final_outputs():
         "apa_whole_model",
         "apa_brain_avg",
     ]
+    if CFG["dataset"].get("synthesize") and "oracle" in MODELS:
+        tables.append("synth_layer_cka")
     return (
         expand("results/tables/{table}.parquet", table=tables)
         + ["results/data/check_data.parquet"]

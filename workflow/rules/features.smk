@@ -56,3 +56,28 @@ rule extract:
         ENV
     script:
         "../scripts/extract.py"
+
+
+if CFG["dataset"].get("synthesize") and "oracle" in MODELS:
+
+    rule synth_layer_cka:
+        input:
+            dataset=dataset_input(),
+            features=expand("results/features/{model}.npz", model=MODELS),
+            lib=lib("synth/truth.py", "measures"),
+        output:
+            "results/tables/synth_layer_cka.parquet",
+        params:
+            cfg=cfg_for("seed", "dataset", "features", "models"),
+        log:
+            "results/logs/synth_layer_cka.log",
+        benchmark:
+            "results/benchmarks/synth_layer_cka.tsv"
+        threads: 1
+        resources:
+            mem_mb=mem_mb("synth_layer_cka"),
+            runtime=runtime("synth_layer_cka"),
+        conda:
+            ENV
+        script:
+            "../scripts/synth_layer_cka.py"

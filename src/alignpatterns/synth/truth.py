@@ -5,13 +5,17 @@ and, for the oracle, the generator's own layer activations on the test stimuli, 
 measures' noise-free forms: RSA = Spearman correlation of squared-Euclidean RDMs (crossnobis
 estimates this distance without bias), CKA = debiased linear CKA. Linear predictivity has no
 noise-free closed form (the ridge penalty is fitted to noise) and is not listed.
+
+:func:`candidate_layer_cka` gives, per candidate and ROI, the CKA between the ROI's driving layer
+and the candidate's best-matching layer (the workflow's ``synth_layer_cka`` table).
 """
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
-from alignpatterns.measures import cka_from_grams, compare_rdms, gram, rdm
+from alignpatterns.measures import cka_from_grams, compare_rdms, gram, linear_cka, rdm
 
 #: Measures with a noise-free form, and how their representations are built and compared.
 _MEASURES = {
@@ -158,3 +162,52 @@ def noise_free_truth(data: dict, layer_test: list[np.ndarray], layer_names: list
                        "passes": bool(aps - aps_brain > -margin and spec > 0)}
         out[measure] = rows
     return patterns, out
+
+
+def candidate_layer_cka(truth: dict, oracle: dict[str, np.ndarray],
+                        candidates: dict[str, dict[str, np.ndarray]]) -> pd.DataFrame:
+    """CKA(driving layer, best layer) of every candidate for every ROI (SPEC.md §5 ground truth).
+
+    For ROI r with driving layer ℓ_r (``roi_true_layer_name``, the generator layer with the
+    largest depth weight), a candidate's best layer is argmax_k CKA(G_{ℓ_r}, F_k) and its value
+    the ceiling of how well the candidate's layers can reproduce what drove r. Linear CKA
+    (biased, as ``layer_cka``) over every stimulus, train and test.
+
+    Parameters
+    ----------
+    truth : dict
+        ``ground_truth.json`` of the dataset (keys ``rois``, ``roi_true_layer_name``,
+        ``generator_layers``).
+    oracle : dict of str to ndarray, each (n_stimuli, n_features_l)
+        The generator's activations per layer name (the ``oracle`` candidate's features); the
+        driving layers at least.
+    candidates : dict of str to dict of str to ndarray, each (n_stimuli, n_features_k)
+        Every candidate's activations per layer name, layers in depth order, same stimuli in the
+        same order as ``oracle``.
+
+    Returns
+    -------
+    DataFrame
+        One row per candidate × ROI: candidate, roi, driver_layer, best_layer,
+        best_layer_index, cka.
+    """
+    drivers = sorted(set(truth["roi_true_layer_name"].values()))
+    missing = [name for name in drivers if name not in oracle]
+    if missing:
+        raise ValueError(f"oracle features lack the driving layers {missing} of "
+                         f"ground_truth.json (found {sorted(oracle)})")
+    n = {a.shape[0] for a in oracle.values()}
+    n |= {a.shape[0] for layers in candidates.values() for a in layers.values()}
+    if len(n) != 1:
+        raise ValueError(f"features cover different numbers of stimuli: {sorted(n)}")
+    rows = []
+    for cand, layers in candidates.items():
+        names = list(layers)
+        cka = {d: [float(linear_cka(oracle[d], layers[k])) for k in names] for d in drivers}
+        for roi in truth["rois"]:
+            d = truth["roi_true_layer_name"][roi]
+            best = int(np.argmax(cka[d]))
+            rows.append({"candidate": cand, "roi": roi, "driver_layer": d,
+                         "best_layer": names[best], "best_layer_index": best,
+                         "cka": cka[d][best]})
+    return pd.DataFrame(rows)
