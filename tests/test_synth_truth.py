@@ -10,7 +10,7 @@ from scipy.stats import ortho_group, spearmanr
 from alignpatterns.measures import linear_cka
 from alignpatterns.synth import truth as T
 
-N_TEST, SUBJECTS, ROIS = 40, ["01", "02", "03"], ["V1", "V4", "LO2", "LO3"]
+N_TEST, SUBJECTS, ROIS = 40, ["01", "02", "03", "04"], ["V1", "V4", "LO2", "LO3"]
 
 
 def _layers(rng, n_layers=4, width=12):
@@ -91,6 +91,50 @@ def test_the_margin_decides_a_close_delta():
     roi = next(r for r, v in got["cka-linear-debiased"].items() if v is row)
     assert wide["cka-linear-debiased"][roi]["passes"] == (row["spec"] > 0)
     assert not tight["cka-linear-debiased"][roi]["passes"]
+
+
+def test_double_exclusion_references_leave_out_both_subjects():
+    rng = np.random.default_rng(5)
+    subjects = ["01", "02", "03", "04", "05"]
+    order = [(a, b) for a in subjects for b in subjects if a != b]
+    pairs = rng.standard_normal((len(order), 3, 3))
+    refs = T.double_exclusion_references(pairs, subjects)
+    for p, (a, b) in enumerate(order):
+        # the pairs among the three other subjects: 3 · 2 ordered pairs
+        rest = [q for q, (c, d) in enumerate(order) if a not in (c, d) and b not in (c, d)]
+        assert len(rest) == 6
+        np.testing.assert_allclose(refs[p], pairs[rest].mean(axis=0), rtol=1e-12)
+    assert np.isnan(T.double_exclusion_references(pairs[:6], subjects[:3])).all()
+
+
+def test_the_brain_baseline_is_scored_against_double_exclusion_references():
+    """aps_brain is the mean over ordered pairs of ρ(A_p[r, r′ ≠ r], ā^{−{s*,s}}[r, r′ ≠ r]),
+    recomputed here from the pair patterns with direct loops."""
+    rng = np.random.default_rng(6)
+    data = {(s, r): rng.standard_normal((N_TEST, 6)) + 0.8 * rng.standard_normal((N_TEST, 1))
+            * (k + 1) for s in SUBJECTS for k, r in enumerate(ROIS)}
+    got = T.expected_oracle(data, _layers(rng), [f"l{k}" for k in range(4)])
+    pairs = [(a, b) for a in SUBJECTS for b in SUBJECTS if a != b]
+    A = {(a, b): np.array([[linear_cka(data[a, r], data[b, r2], debiased=True) for r2 in ROIS]
+                           for r in ROIS]) for a, b in pairs}
+    for i, r in enumerate(ROIS):
+        keep = [j for j in range(len(ROIS)) if j != i]
+        vals = []
+        for a, b in pairs:
+            ref = np.mean([A[c, d] for c, d in pairs if not {c, d} & {a, b}], axis=0)
+            vals.append(np.corrcoef(A[a, b][i, keep], ref[i, keep])[0, 1])
+        assert got["cka-linear-debiased"][r]["aps_brain"] == pytest.approx(np.mean(vals),
+                                                                          abs=2e-6)
+
+
+def test_fewer_than_four_subjects_leave_no_reference():
+    rng = np.random.default_rng(7)
+    layers = _layers(rng)
+    data = {k: v for k, v in _rotated_copies(layers, rng).items() if k[0] != "04"}
+    got = T.expected_oracle(data, layers, [f"l{k}" for k in range(4)])
+    for rows in got.values():
+        for row in rows.values():
+            assert row["aps"] is None and row["aps_brain"] is None and not row["passes"]
 
 
 def _biased_cka(X, Y):

@@ -93,21 +93,49 @@ def _offdiag_corr(a: np.ndarray, b: np.ndarray, drop: list[int]) -> float:
     return float(np.corrcoef(a[keep], b[keep])[0, 1])
 
 
+def double_exclusion_references(pairs: np.ndarray, subjects: list) -> np.ndarray:
+    """ā^{−{s*,s}} for every ordered pair: the mean pattern of the pairs that involve neither
+    subject (SPEC.md §4).
+
+    Parameters
+    ----------
+    pairs : ndarray, shape (n_ordered_pairs, n_rois, n_rois)
+        Pair patterns in the order of :func:`_pair_patterns` ((source, target) over
+        ``subjects``).
+    subjects : list
+
+    Returns
+    -------
+    ndarray, same shape
+        All NaN for fewer than 4 subjects (no pair is left).
+    """
+    order = [(a, b) for a in subjects for b in subjects if a != b]
+    out = np.full(pairs.shape, np.nan)
+    for p, (a, b) in enumerate(order):
+        rest = [q for q, (c, d) in enumerate(order) if not {c, d} & {a, b}]
+        if rest:
+            out[p] = pairs[rest].mean(axis=0)
+    return out
+
+
 def expected_oracle(data: dict, layer_test: list[np.ndarray], layer_names: list[str],
                     margin: float = 0.1) -> dict:
     """The oracle's noise-free verdict per measure and ROI on the `offdiag` variant.
 
     The oracle stands in for ROI r with the generator layer ℓ*(r) that best matches r (mean over
-    subjects). With E the expected pattern (mean over ordered subject pairs):
+    subjects), O_s[r, r′] = f(layer ℓ*(r), X_{s,r′}) for target subject s. Every score uses the
+    double-exclusion reference ā_p = ā^{−{s*,s}} of the ordered pair p = (stand-in s*, target s)
+    (SPEC.md §4), averaged over the S(S−1) pairs, entries r′ ≠ r:
 
-    - aps = ρ(O[r, :], E[r, :]) over r′ ≠ r, O[r, r′] = mean_s f(layer ℓ*(r), X_{s,r′});
-    - aps_brain = mean over ordered pairs ρ(A_{s′→s}[r, :], E[r, :]) over r′ ≠ r;
-    - spec = aps − mean_{r″≠r} ρ(O[r, :], E[r″, :]) over r′ ∉ {r, r″};
+    - aps = mean_p ρ(O_s[r, :], ā_p[r, :]);
+    - aps_brain = mean_p ρ(A_{s*→s}[r, :], ā_p[r, :]);
+    - spec = mean_p [ρ(O_s[r, :], ā_p[r, :]) − mean_{r″≠r} ρ(O_s[r, :], ā_p[r″, :]) over
+      r′ ∉ {r, r″}];
     - passes = (aps − aps_brain > −margin) ∧ (spec > 0): the verdict of SPEC.md §4 without
       sampling error (no interval, no permutation test).
 
-    E includes the pair being scored (one of S(S−1) terms), which raises ``aps_brain`` a little
-    over a double-exclusion reference and so makes ``passes`` slightly stricter.
+    With fewer than 4 subjects no pair is left for a reference: the scores are None and
+    ``passes`` False.
 
     Parameters
     ----------
@@ -126,6 +154,10 @@ def expected_oracle(data: dict, layer_test: list[np.ndarray], layer_names: list[
     return noise_free_truth(data, layer_test, layer_names, margin)[1]
 
 
+def _round(x: float) -> float | None:
+    return None if not np.isfinite(x) else round(float(x), 6)
+
+
 def noise_free_truth(data: dict, layer_test: list[np.ndarray], layer_names: list[str],
                      margin: float = 0.1) -> tuple[dict, dict]:
     """:func:`expected_patterns` and :func:`expected_oracle` from one pass over the data (the
@@ -140,10 +172,11 @@ def noise_free_truth(data: dict, layer_test: list[np.ndarray], layer_names: list
     """
     subjects = sorted({s for s, _ in data})
     rois = list(dict.fromkeys(r for _, r in data))
+    order = [(a, b) for a in subjects for b in subjects if a != b]
     patterns, out = {}, {}
     for measure, represent, compare, reps, pairs in _measure_patterns(data):
-        expected = pairs.mean(axis=0)
-        patterns[measure] = expected.round(6).tolist()
+        patterns[measure] = pairs.mean(axis=0).round(6).tolist()
+        refs = double_exclusion_references(pairs, subjects)
         layers = [represent(np.asarray(f, dtype=np.float64)) for f in layer_test]
         # score[l, s, j] = f(layer l, subject s's ROI j)
         score = np.array([[[compare(L, reps[s, r]) for r in rois] for s in subjects]
@@ -151,15 +184,20 @@ def noise_free_truth(data: dict, layer_test: list[np.ndarray], layer_names: list
         rows = {}
         for i, r in enumerate(rois):
             best = int(np.argmax(score[:, :, i].mean(axis=1)))
-            own = score[best].mean(axis=0)
-            aps = _offdiag_corr(own, expected[i], [i])
-            aps_brain = float(np.mean([_offdiag_corr(p[i], expected[i], [i]) for p in pairs]))
-            others = [_offdiag_corr(own, expected[k], [i, k]) for k in range(len(rois)) if k != i]
-            spec = aps - float(np.mean(others))
-            rows[r] = {"layer": layer_names[best], "aps": round(aps, 6),
-                       "aps_brain": round(aps_brain, 6), "delta": round(aps - aps_brain, 6),
-                       "spec": round(spec, 6),
-                       "passes": bool(aps - aps_brain > -margin and spec > 0)}
+            aps, brain, spec = [], [], []
+            for p, (_, tgt) in enumerate(order):
+                if np.isnan(refs[p]).all():
+                    continue
+                own = score[best, subjects.index(tgt)]
+                aps.append(_offdiag_corr(own, refs[p, i], [i]))
+                brain.append(_offdiag_corr(pairs[p, i], refs[p, i], [i]))
+                others = [_offdiag_corr(own, refs[p, k], [i, k])
+                          for k in range(len(rois)) if k != i]
+                spec.append(aps[-1] - float(np.mean(others)))
+            a, b, sp = (float(np.mean(v)) if v else np.nan for v in (aps, brain, spec))
+            rows[r] = {"layer": layer_names[best], "aps": _round(a), "aps_brain": _round(b),
+                       "delta": _round(a - b), "spec": _round(sp),
+                       "passes": bool(a - b > -margin and sp > 0)}
         out[measure] = rows
     return patterns, out
 
