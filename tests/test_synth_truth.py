@@ -176,3 +176,20 @@ def test_candidate_layer_cka_rejects_mismatched_inputs():
         T.candidate_layer_cka(truth, {"g0": layers[0]}, {})
     with pytest.raises(ValueError, match="different numbers of stimuli"):
         T.candidate_layer_cka(truth, {"g1": layers[1]}, {"c": {"c0": layers[0][:-1]}})
+
+
+def test_synth_layer_cka_names_the_bad_input(tmp_path):
+    from alignpatterns import pipeline
+
+    cfg = {"models": [{"name": "oracle", "weights": "oracle"}]}
+    out = tmp_path / "t.parquet"
+    with pytest.raises(FileNotFoundError, match="ground_truth.json: ground truth not found"):
+        pipeline.synth_layer_cka(cfg, str(tmp_path), ["features/oracle.npz"], str(out))
+    (tmp_path / "ground_truth.json").write_text('{"rois": ["V1"]}')
+    with pytest.raises(ValueError, match="ground_truth.json: no 'roi_true_layer_name'"):
+        pipeline.synth_layer_cka(cfg, str(tmp_path), ["features/oracle.npz"], str(out))
+    (tmp_path / "ground_truth.json").write_text(
+        '{"rois": ["V1"], "roi_true_layer_name": {"V1": "g0"}}')
+    with pytest.raises(ValueError, match=r"needs the oracle's features, got \['vgg11'\]"):
+        pipeline.synth_layer_cka(cfg, str(tmp_path), ["features/vgg11.npz"], str(out))
+    assert not out.exists()

@@ -101,6 +101,9 @@ def synth_layer_cka(cfg: dict, data_root: str, feature_paths: Sequence[str], out
         raise FileNotFoundError(f"{truth_path}: ground truth not found (the dataset is not "
                                 "synthetic)")
     truth = json.loads(truth_path.read_text())
+    if "roi_true_layer_name" not in truth:
+        raise ValueError(f"{truth_path}: no 'roi_true_layer_name' (written by an older "
+                         "alignpatterns; synthesize the dataset again)")
     paths = {Path(p).stem: p for p in feature_paths}
     if "oracle" not in paths:
         raise ValueError(f"synth_layer_cka needs the oracle's features, got {sorted(paths)}")
@@ -109,11 +112,15 @@ def synth_layer_cka(cfg: dict, data_root: str, feature_paths: Sequence[str], out
         layers, ids = load_features(path)
         return {name: np.concatenate(parts) for name, parts in layers.items()}, ids
 
-    oracle, oracle_ids = all_stimuli(paths["oracle"])
+    oracle_layers, oracle_ids = all_stimuli(paths["oracle"])
     keep = set(truth["roi_true_layer_name"].values())
-    oracle = {k: v for k, v in oracle.items() if k in keep}
-    frames = []
+    oracle = {k: v for k, v in oracle_layers.items() if k in keep}
+    # the oracle as a candidate first, then one other model's features at a time in memory
+    frames = [candidate_layer_cka(truth, oracle, {"oracle": oracle_layers})]
+    del oracle_layers
     for model, path in paths.items():
+        if model == "oracle":
+            continue
         layers, ids = all_stimuli(path)
         if ids != oracle_ids:
             raise ValueError(f"{path}: stimulus ids differ from those of {paths['oracle']}")

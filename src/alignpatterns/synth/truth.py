@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from alignpatterns.measures import cka_from_grams, compare_rdms, gram, linear_cka, rdm
+from alignpatterns.measures import cka_from_grams, compare_rdms, gram, rdm
 
 #: Measures with a noise-free form, and how their representations are built and compared.
 _MEASURES = {
@@ -238,10 +238,13 @@ def candidate_layer_cka(truth: dict, oracle: dict[str, np.ndarray],
     n |= {a.shape[0] for layers in candidates.values() for a in layers.values()}
     if len(n) != 1:
         raise ValueError(f"features cover different numbers of stimuli: {sorted(n)}")
+    # each layer's Gram once: every driver meets every candidate layer
+    driver_grams = {d: gram(np.asarray(oracle[d], dtype=np.float64)) for d in drivers}
     rows = []
     for cand, layers in candidates.items():
         names = list(layers)
-        cka = {d: [float(linear_cka(oracle[d], layers[k])) for k in names] for d in drivers}
+        grams = [gram(np.asarray(layers[k], dtype=np.float64)) for k in names]
+        cka = {d: [float(cka_from_grams(driver_grams[d], L)) for L in grams] for d in drivers}
         for roi in truth["rois"]:
             d = truth["roi_true_layer_name"][roi]
             best = int(np.argmax(cka[d]))
