@@ -68,7 +68,7 @@ def build_seven_subjects(wd: Path) -> tuple[Path, Path, dict]:
     for s in cfg["subjects"]:
         pipeline.brain_brain(cfg, MEASURE, s, paths, info,
                              str(res / f"alignment/brain_brain/{MEASURE}/sub-{s}.parquet"))
-    pipeline.ceilings(cfg, paths, str(res / "tables/ceilings.parquet"))
+    pipeline.ceilings(cfg, paths, str(res / "tables/ceilings.parquet"), info)
     return config, res, truth
 
 

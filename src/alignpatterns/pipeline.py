@@ -213,11 +213,23 @@ def _load_subjects(paths: Sequence[str]):
     return {sd.subject: sd for sd in subs}
 
 
-def ceilings(cfg: dict, subject_paths: Sequence[str], out: str) -> None:
-    """Noise ceilings of every measure, subject, ROI and split."""
+def ceilings(cfg: dict, subject_paths: Sequence[str], out: str, info_path: str) -> None:
+    """Noise ceilings of every measure, subject, ROI and split; in surface spaces also the
+    paper's data-level ceiling against the vertex-wise mean of the other subjects
+    (``ceiling_loo_data``, test split)."""
+    from alignpatterns.patterns.brain_avg import check_vertex_correspondence, loo_data_ceiling_rows
     from alignpatterns.patterns.conventional import ceiling_rows
 
-    rows = ceiling_rows(_load_subjects(subject_paths), cfg["rois"], cfg["measures"])
+    subjects = _load_subjects(subject_paths)
+    rows = ceiling_rows(subjects, cfg["rois"], cfg["measures"])
+    try:
+        check_vertex_correspondence(cfg["dataset"])
+    except ValueError as err:
+        log.info("ceiling_loo_data not computed: %s", err)
+    else:
+        rows += loo_data_ceiling_rows(subjects, cfg["rois"], cfg["measures"],
+                                      _lp_options(cfg, info_path), int(cfg["min_vertices"]),
+                                      cfg["apa"]["brain_avg_vertices"])
     io.write_table(pd.DataFrame(rows), out, "ceilings", cfg)
 
 

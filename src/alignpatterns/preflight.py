@@ -198,6 +198,9 @@ def estimate_from_files(rule: str, inputs: Mapping[str, Sequence[str]], cfg: Map
         terms = {"interpreter": BASE_MB, "all subjects": sum(sizes),
                  "LP targets and predictions": 4 * y_all,
                  "stimulus Gram/RDM": 6 * n_stim**2 * 8 / MB}
+        if rule == "ceilings" and subs:
+            # ceiling_loo_data stacks the other subjects' ROIs before their vertex-wise mean
+            terms["mean of the other subjects"] = max(sizes) * len(subs)
         if rule == "brain_brain" and subs:
             terms.update(_bootstrap_terms(_n_boot(cfg), _n_test_of_subject(subs[0]),
                                           sum(widths)))

@@ -207,6 +207,16 @@ def brain_avg_cfg(wildcards):
     return out
 
 
+def ceilings_cfg(wildcards):
+    """Config for the ceilings job: the measures, and what ``ceiling_loo_data`` depends on
+    (LP settings, vertex rule, whether the space has vertex correspondence)."""
+    out = cfg_for("rois", "measures", "lp", "min_vertices")
+    out["dataset"] = {k: v for k, v in CFG["dataset"].items()
+                      if k in ("format", "space", "version", "betas")}
+    out["apa"] = {"brain_avg_vertices": CFG["apa"]["brain_avg_vertices"]}
+    return out
+
+
 # --- resources (alignpatterns.resources): sized from the data, attempt-scaled for retries ----------
 from alignpatterns import resources as _resources  # noqa: E402
 

@@ -75,11 +75,12 @@ rule prepare_brain:
 rule ceilings:
     input:
         subjects=subject_files(),
+        info="results/data/dataset.json",
         lib=lib("measures", "patterns"),
     output:
         "results/tables/ceilings.parquet",
     params:
-        cfg=cfg_for("rois", "measures"),
+        cfg=ceilings_cfg,
     log:
         "results/logs/ceilings.log",
     benchmark:

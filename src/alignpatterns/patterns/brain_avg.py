@@ -54,7 +54,7 @@ log = logging.getLogger("alignpatterns")
 
 __all__ = ["check_vertex_correspondence", "average_subjects", "stand_in_sets",
            "stand_in_label", "brain_avg_score_rows", "brain_avg_aps", "min_subjects",
-           "skipped_rows", "SCORE_COLUMNS"]
+           "skipped_rows", "loo_data_ceiling_rows", "SCORE_COLUMNS"]
 
 #: Columns of the per-job score table ``brain_avg`` (test split only).
 SCORE_COLUMNS = ("measure", "k", "stand_in", "target_subject", "source_roi", "target_roi",
@@ -270,6 +270,59 @@ def brain_avg_score_rows(subjects: Mapping[str, SubjectData], target: str, rois:
                                  "score": scores[t], "n_source_dims": int(n_dims),
                                  "n_source_vertices": int(n_src),
                                  "n_vertices": int(n_vertices[t])})
+    return rows
+
+
+def loo_data_ceiling_rows(subjects: Mapping[str, SubjectData], rois: Sequence[str],
+                          measures: Sequence[str], lp: LPOptions, min_vertices: int = 1,
+                          vertices: str = "union") -> list[dict]:
+    """The paper's data-level noise ceiling ``ceiling_loo_data`` (SPEC.md §3), test split.
+
+    For subject s and ROI r: f(X̄_{−s,r} → X_{s,r}), the measure's test score with the vertex-wise
+    mean of all other subjects' ROI r standing in for subject s's ROI r (LP fitted on train).
+    This is the "upper" ceiling of the paper's released code (``reference/apa_method.md``); the
+    mean of S − 1 subjects is less noisy than any single source, so it bounds the cross-subject
+    scores of the brain–brain tensor from above, not a model's.
+
+    Parameters
+    ----------
+    subjects : mapping of subject id → SubjectData
+        Prepared subjects of a surface space (vertex correspondence across subjects).
+    rois, measures : sequence of str
+    lp : LPOptions
+        Used for LP measures.
+    min_vertices : int
+        An averaged ROI with fewer vertices gives NaN.
+    vertices : {"union", "intersection"}
+        Which vertices are averaged (:func:`average_subjects`).
+
+    Returns
+    -------
+    list of dict
+        ``ceilings`` rows: measure, subject, roi, split ``"test"``, kind ``"ceiling_loo_data"``,
+        value (NaN for a missing cell or fewer than 2 subjects), n_reps (test repetitions).
+    """
+    from alignpatterns.data.bmd import REPS
+
+    subs = list(subjects)
+    rows = []
+    for s in subs:
+        others = [subjects[o] for o in subs if o != s]
+        avg = average_subjects(others, min_vertices, vertices) if others else None
+        for measure in measures:
+            splits = SPLITS if measure.startswith("lp-") else ("test",)
+            for roi in rois:
+                value = np.nan
+                tgt = _named(f"sub-{s} ROI {roi!r}", measure, brain_representation,
+                             subjects[s], roi, measure, splits)
+                src = None if avg is None else _named(
+                    f"mean of the subjects other than sub-{s}, ROI {roi!r}", measure,
+                    brain_representation, avg, roi, measure, splits)
+                if src is not None and tgt is not None:
+                    value = _test_scores(src, {roi: tgt}, measure, lp)[roi]
+                rows.append({"measure": measure, "subject": s, "roi": roi, "split": "test",
+                             "kind": "ceiling_loo_data", "value": value,
+                             "n_reps": float(REPS["test"])})
     return rows
 
 
