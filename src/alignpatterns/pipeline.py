@@ -329,13 +329,25 @@ def _lp_options(cfg, info_path):
                      protocol=lp.get("protocol", "default"))
 
 
+def decompose(cfg: dict, features_path: str, info_path: str, out: str) -> None:
+    """Every layer's LP source side (scaling and PCA, for the test fit and each outer fold) of
+    one model, once for all subjects (``patterns.lp_sources``). Reads the reduced copies when
+    ``features.reduction`` wrote them, as linear predictivity does."""
+    from alignpatterns.patterns.lp_sources import decompose_layers, save_decompositions
+
+    lp = _lp_options(cfg, info_path)
+    feats = load_features(features_path, "lp")[0] or load_features(features_path)[0]
+    save_decompositions(out, decompose_layers(feats, lp), lp)
+
+
 def model_brain(cfg: dict, model: str, features_path: str, subject_path: str, info_path: str,
-                out: str, out_null: str) -> None:
+                out: str, out_null: str, decomposed_path: str | None = None) -> None:
     """All measures × layers × ROIs for one model and one subject, and the test scores under
     ``apa.n_permutations`` stimulus permutations of the model (``out_null``, an npz with
     ``null__<measure>`` arrays shaped (n_draws, n_layers, n_rois)) and under the
     ``apa.n_bootstrap`` stimulus-bootstrap draws of each measure (``boot__<measure>``, same
-    shape)."""
+    shape). ``decomposed_path``: the model's LP decompositions (:func:`decompose`), used
+    instead of decomposing every layer again in this job."""
     from alignpatterns.config import model_entry
     from alignpatterns.data.prepared import load_subject
     from alignpatterns.patterns.alignment import is_lp, model_brain_scores
@@ -355,6 +367,15 @@ def model_brain(cfg: dict, model: str, features_path: str, subject_path: str, in
     lp_opts = _lp_options(cfg, info_path)
     lp_measures = [m for m in cfg["measures"] if is_lp(m)]
     reduced = load_features(features_path, "lp")[0] if lp_measures else {}
+    decs = {}
+    if decomposed_path and lp_measures:
+        from alignpatterns.patterns.lp_sources import load_decompositions
+
+        decs = load_decompositions(decomposed_path)
+        if list(decs) != list(feats):
+            raise ValueError(f"{decomposed_path}: layers {list(decs)} differ from the layers "
+                             f"{list(feats)} of {features_path}; run the decompose step again")
+    dec_args = {"decompositions": decs, "decompositions_file": str(decomposed_path)}
     if reduced:
         # features.reduction: linear predictivity reads the reduced copies, RSA and CKA the
         # unreduced features (SPEC.md §1); layer order and names are the same
@@ -367,11 +388,11 @@ def model_brain(cfg: dict, model: str, features_path: str, subject_path: str, in
                                                {m: boots[m] for m in others})
         lp_rows, lp_nulls, lp_boot = model_brain_scores(
             reduced, sd, cfg["rois"], lp_measures, lp_opts,
-            {m: perms[m] for m in lp_measures}, {m: boots[m] for m in lp_measures})
+            {m: perms[m] for m in lp_measures}, {m: boots[m] for m in lp_measures}, **dec_args)
         rows, nulls, boot = rows + lp_rows, {**nulls, **lp_nulls}, {**boot, **lp_boot}
     else:
         rows, nulls, boot = model_brain_scores(feats, sd, cfg["rois"], cfg["measures"], lp_opts,
-                                               perms, boots)
+                                               perms, boots, **dec_args)
     df = pd.DataFrame(rows)
     df.insert(1, "model", model)
     df.insert(2, "weights", model_entry(cfg, model)["weights"])

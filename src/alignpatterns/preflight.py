@@ -154,7 +154,18 @@ def _n_boot(cfg: Mapping) -> int:
 
 
 #: Rules whose peak memory is estimated from their input files (checked before they run).
-FILE_ESTIMATED = ("model_brain", "brain_brain", "ceilings", "extract", "apa", "brain_avg")
+FILE_ESTIMATED = ("model_brain", "brain_brain", "ceilings", "extract", "apa", "brain_avg",
+                  "decompose")
+
+
+def _decompose_terms(layers: Sequence[tuple[int, int]]) -> dict[str, float]:
+    """One model's LP decomposition: its features (float32 + float64) and the working copies
+    of the widest layer (scaling, the n × n Gram's projection)."""
+    n_stim = max((s[0] for s in layers), default=0)
+    units = [s[1] for s in layers]
+    return {"interpreter": BASE_MB,
+            "features float32 + float64": n_stim * sum(units) * 12 / MB,
+            "widest layer working copies": 4 * n_stim * max(units, default=0) * 8 / MB}
 
 
 def estimate_from_files(rule: str, inputs: Mapping[str, Sequence[str]], cfg: Mapping
@@ -179,6 +190,8 @@ def estimate_from_files(rule: str, inputs: Mapping[str, Sequence[str]], cfg: Map
         v = inputs.get(name, [])
         return [v] if isinstance(v, str | os.PathLike) else list(v)
 
+    if rule == "decompose":
+        return Estimate(rule, _decompose_terms(feature_shapes(paths("features")[0])))
     if rule == "model_brain":
         layers = feature_shapes(paths("features")[0])
         subj = paths("subject")[0]
@@ -341,6 +354,8 @@ def estimate_from_config(rule: str, cfg: Mapping) -> Estimate:
                  "features (float64)": 2 * n_stim * n_layers * layer_units * 8 / MB,
                  "LP targets and predictions": 4 * n_stim * n_assigned * layer_units * 8 / MB,
                  "tables": rows * 200 / MB}
+    elif rule == "decompose":
+        terms = _decompose_terms([(n_stim, layer_units)] * n_layers)
     elif rule == "synth_layer_cka":
         # the oracle's layers and one candidate's at a time, all stimuli, float64
         terms = {"interpreter": BASE_MB,

@@ -18,7 +18,7 @@ from alignpatterns import preflight
 
 #: Rules whose peak memory grows with the data; they get more memory on every retry.
 MEMORY_BOUND = frozenset({"synthesize", "check_data", "prepare_brain", "ceilings", "extract",
-                          "model_brain", "brain_brain", "apa", "brain_avg"})
+                          "decompose", "model_brain", "brain_brain", "apa", "brain_avg"})
 #: Head room over the estimate.
 MARGIN = 1.25
 #: Smallest memory request (MB): interpreter start-up spikes above the steady state.
@@ -89,6 +89,8 @@ def runtime(rule: str, cfg: Mapping, input=None, attempt: int = 1) -> int:
         "frames": 5 + n_stim * f["n_frames"] / 500,
         "extract": 10 + (0 if cfg.get("device") == "cuda"
                          else n_stim * f["n_frames"] * (f["size"] / 112) ** 2 / 50),
+        # six decompositions (test fit, five outer folds) of every layer
+        "decompose": 10 + n_layers * 0.5 * k,
         "model_brain": 10 + n_layers * s["n_rois"] * 0.5 * k + perms / 1000 * 5
         + boots * n_layers * s["n_rois"] * 0.005 * kt,
         "brain_brain": 10 + cells * s["n_rois"] * 0.05 * k
@@ -97,7 +99,9 @@ def runtime(rule: str, cfg: Mapping, input=None, attempt: int = 1) -> int:
         # every measure
         "brain_avg": 10 + len(cfg.get("measures", [])) * _brain_avg_sets(cfg) * s["n_rois"] ** 2
         * 0.05 * k,
-        "ceilings": 10 + cells * 0.05 * k,
+        # the ceilings of every cell, and ceiling_loo_data: per cell the mean of the other
+        # subjects scored like one brain–brain ROI pair
+        "ceilings": 10 + cells * (0.05 + 0.05 * len(cfg.get("measures", []))) * k,
         # one model, every measure: ROI-assigned layers' patterns (LP: ridge among them), Mantel
         "whole_model": 5 + len(cfg.get("measures", [])) * (2 + 10 * k),
         "apa": 15 + len(cfg["models"]) * s["n_subjects"] * perms / 1000 * 0.2

@@ -4,6 +4,7 @@
 rule model_brain:
     input:
         features="results/features/{model}.npz",
+        decomposed=decomposed_input,
         subject="results/brain/sub-{subject}.npz",
         info="results/data/dataset.json",
         lib=lib("measures", "patterns"),

@@ -62,6 +62,18 @@ def subject_files(wildcards=None):
     return expand("results/brain/sub-{subject}.npz", subject=SUBJECTS)
 
 
+# LP's source side (scaling, PCA per fold) of every model layer once, for all subjects: with a
+# common reduction and our protocol (the paper's fits its own per target ROI)
+DECOMPOSE = (any(m.startswith("lp-") for m in MEASURES)
+             and CFG["lp"].get("n_components") is not None
+             and CFG["lp"].get("protocol", "default") == "default")
+
+
+def decomposed_input(wildcards):
+    """The model's LP decompositions when the workflow makes them, else nothing."""
+    return f"results/features/decomposed/{wildcards.model}.npz" if DECOMPOSE else []
+
+
 def model_brain_files(wildcards=None):
     return expand(
         "results/alignment/model_brain/{model}/sub-{subject}.parquet",

@@ -58,6 +58,29 @@ rule extract:
         "../scripts/extract.py"
 
 
+rule decompose:
+    input:
+        features="results/features/{model}.npz",
+        info="results/data/dataset.json",
+        lib=lib("measures", "patterns"),
+    output:
+        "results/features/decomposed/{model}.npz",
+    params:
+        cfg=cfg_for("lp"),
+    log:
+        "results/logs/decompose/{model}.log",
+    benchmark:
+        "results/benchmarks/decompose/{model}.tsv"
+    threads: 1
+    resources:
+        mem_mb=mem_mb("decompose"),
+        runtime=runtime("decompose"),
+    conda:
+        ENV
+    script:
+        "../scripts/decompose.py"
+
+
 if CFG["dataset"].get("synthesize") and "oracle" in MODELS:
 
     rule synth_layer_cka:

@@ -10,4 +10,5 @@ pipeline.model_brain(
     snakemake.input.info,
     snakemake.output.scores,
     snakemake.output.null,
+    snakemake.input.decomposed or None,
 )

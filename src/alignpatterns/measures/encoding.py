@@ -7,12 +7,15 @@ Predictions are returned in standardised target units; score them separately wit
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from ._validation import as_float_array, check_same_rows
 from .ridge import RidgeCV, _resolve_cv
 
-__all__ = ["Standardizer", "lp_predict", "lp_oof_predict"]
+__all__ = ["Standardizer", "LPDecomposition", "lp_decompose", "lp_predict", "lp_oof_predict",
+           "lp_predict_decomposed", "lp_oof_predict_decomposed"]
 
 
 class Standardizer:
@@ -119,12 +122,116 @@ def _check_inputs(X_train, Y_train):
     return X_train, Y_train
 
 
-def _predict(Xtr, Ytr, Xte, alphas, inner_cv, n_components, x_scaling="unit") -> np.ndarray:
+def _scale_reduce(Xtr, Xte, n_components, x_scaling) -> tuple[np.ndarray, np.ndarray]:
+    """The source side of the pipeline: scale with training statistics, then PCA."""
     xs = _x_scaler(x_scaling).fit(Xtr)
+    return _reduce(xs.transform(Xtr), xs.transform(Xte), n_components)
+
+
+def _ridge_predict(Xtr_z, Ytr, Xte_z, alphas, inner_cv) -> np.ndarray:
+    """The target side: z-score Y with training statistics, ridge, predict."""
     ys = Standardizer().fit(Ytr)
-    Xtr_z, Xte_z = _reduce(xs.transform(Xtr), xs.transform(Xte), n_components)
     model = RidgeCV(alphas, cv=inner_cv, fit_intercept=False).fit(Xtr_z, ys.transform(Ytr))
     return model.predict(Xte_z)
+
+
+def _predict(Xtr, Ytr, Xte, alphas, inner_cv, n_components, x_scaling="unit") -> np.ndarray:
+    Xtr_z, Xte_z = _scale_reduce(Xtr, Xte, n_components, x_scaling)
+    return _ridge_predict(Xtr_z, Ytr, Xte_z, alphas, inner_cv)
+
+
+@dataclass(frozen=True)
+class LPDecomposition:
+    """The source side of the LP pipeline (scaling and PCA), computed once for every target.
+
+    The source's transforms depend on the source and the split only, so one decomposition of a
+    model layer serves every subject and ROI (DESIGN.md, "Compute once").
+
+    Attributes
+    ----------
+    train, test : ndarray, shapes (n_train, k) and (n_test, k)
+        The training split scaled and reduced with its own statistics, and the test split in
+        the same coordinates (for the test predictions).
+    folds : tuple of (train_idx, test_idx, train, test), or None
+        Per outer fold: indices into the training split and the same two matrices fitted on
+        the fold's training part only (for the out-of-fold train scores); None when only the
+        test fit was decomposed.
+    n_components : int or None
+    x_scaling : str
+    """
+
+    train: np.ndarray
+    test: np.ndarray
+    folds: tuple
+    n_components: int | None
+    x_scaling: str
+
+
+def lp_decompose(X_train, X_test, outer_cv=5, n_components=None, x_scaling="unit",
+                 folds: bool = True) -> LPDecomposition:
+    """Scale and reduce one LP source for the test fit and for every outer fold.
+
+    Parameters
+    ----------
+    X_train : array-like of shape (n_train, n_features)
+    X_test : array-like of shape (n_test, n_features)
+    outer_cv : int or scikit-learn splitter
+        The outer folds of the out-of-fold train scores (a partition of the training split).
+    n_components : int or None
+    x_scaling : {"unit", "global"}
+    folds : bool
+        False: only the test fit's decomposition (``folds`` is then None).
+
+    Returns
+    -------
+    LPDecomposition
+        :func:`lp_predict_decomposed` and :func:`lp_oof_predict_decomposed` on it give exactly
+        :func:`lp_predict` and :func:`lp_oof_predict` on the raw source.
+    """
+    X_train = as_float_array(X_train, "X_train", 2)
+    X_test = as_float_array(X_test, "X_test", 2)
+    if X_test.shape[1] != X_train.shape[1]:
+        raise ValueError(
+            f"X_test has {X_test.shape[1]} features but X_train has {X_train.shape[1]}"
+        )
+    train, test = _scale_reduce(X_train, X_test, n_components, x_scaling)
+    parts = None
+    if folds:
+        parts = tuple((tr, te, *_scale_reduce(X_train[tr], X_train[te], n_components, x_scaling))
+                      for tr, te in _outer_splits(outer_cv, X_train))
+    return LPDecomposition(train, test, parts, n_components, x_scaling)
+
+
+def _targets_for(dec: LPDecomposition, Y_train) -> np.ndarray:
+    Y_train = as_float_array(Y_train, "Y_train", 2)
+    check_same_rows(dec.train, Y_train, "the decomposed source", "Y_train")
+    return Y_train
+
+
+def lp_predict_decomposed(dec: LPDecomposition, Y_train, alphas, inner_cv=5) -> np.ndarray:
+    """:func:`lp_predict` from a precomputed source decomposition.
+
+    Returns
+    -------
+    Y_pred : ndarray of shape (n_test, n_targets)
+    """
+    return _ridge_predict(dec.train, _targets_for(dec, Y_train), dec.test, alphas, inner_cv)
+
+
+def lp_oof_predict_decomposed(dec: LPDecomposition, Y_train, alphas, inner_cv=5) -> np.ndarray:
+    """:func:`lp_oof_predict` from a precomputed source decomposition.
+
+    Returns
+    -------
+    Y_oof : ndarray of shape (n_train, n_targets)
+    """
+    Y_train = _targets_for(dec, Y_train)
+    if dec.folds is None:
+        raise ValueError("this LP decomposition has no outer folds (lp_decompose(folds=False))")
+    out = np.empty(Y_train.shape)
+    for tr, te, Xtr_z, Xte_z in dec.folds:
+        out[te] = _ridge_predict(Xtr_z, Y_train[tr], Xte_z, alphas, inner_cv)
+    return out
 
 
 def lp_predict(X_train, Y_train, X_test, alphas, inner_cv=5, n_components=None,
@@ -192,6 +299,17 @@ def lp_oof_predict(
         outer fold's training standardisation.
     """
     X_train, Y_train = _check_inputs(X_train, Y_train)
+    out = np.empty(Y_train.shape)
+    for train, test in _outer_splits(outer_cv, X_train):
+        out[test] = _predict(
+            X_train[train], Y_train[train], X_train[test], alphas, inner_cv, n_components,
+            x_scaling,
+        )
+    return out
+
+
+def _outer_splits(outer_cv, X_train: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The outer folds; they must hold out every training sample exactly once."""
     if outer_cv is None:
         raise ValueError("outer_cv must be an int or a splitter, not None")
     splits = _resolve_cv(outer_cv, X_train)
@@ -200,10 +318,4 @@ def lp_oof_predict(
         seen[test] += 1
     if not np.all(seen == 1):
         raise ValueError("outer_cv must hold out every sample exactly once (a partition)")
-    out = np.empty(Y_train.shape)
-    for train, test in splits:
-        out[test] = _predict(
-            X_train[train], Y_train[train], X_train[test], alphas, inner_cv, n_components,
-            x_scaling,
-        )
-    return out
+    return splits

@@ -34,13 +34,17 @@ from alignpatterns.measures import (
     compare_rdms,
     correlation_score,
     gram,
-    lp_oof_predict,
-    lp_predict,
     r2_score,
     rank_rdm,
     rdm,
 )
 from alignpatterns.measures.cka import hsic_unbiased
+from alignpatterns.measures.encoding import (
+    LPDecomposition,
+    lp_decompose,
+    lp_oof_predict_decomposed,
+    lp_predict_decomposed,
+)
 from alignpatterns.measures.rdm import n_stimuli_from_pairs
 
 MEASURES = ("rsa-crossnobis-spearman", "rsa-correlation-spearman", "cka-linear-debiased",
@@ -288,16 +292,13 @@ def _scores_null_boot(src: Representations, tgts: Sequence[Representations], mea
     widths = [t.n_dims for t in tgts]
     edges = np.cumsum([0, *widths])
     Y_train = np.concatenate([t.values["train"] for t in tgts], axis=1)
+    dec = lp_decomposition(src, lp, folds=split == "train")
     if split == "test":
         Y_true = np.concatenate([t.values["test"] for t in tgts], axis=1)
-        Y_pred = lp_predict(src.values["train"], Y_train, src.values["test"], lp.alphas,
-                            inner_cv=lp.inner_cv, n_components=_k(lp, src),
-                            x_scaling=lp.x_scaling)
+        Y_pred = lp_predict_decomposed(dec, Y_train, lp.alphas, inner_cv=lp.inner_cv)
     else:
         Y_true = Y_train
-        Y_pred = lp_oof_predict(src.values["train"], Y_train, lp.alphas, outer_cv=lp.outer_cv,
-                                inner_cv=lp.inner_cv, n_components=_k(lp, src),
-                                x_scaling=lp.x_scaling)
+        Y_pred = lp_oof_predict_decomposed(dec, Y_train, lp.alphas, inner_cv=lp.inner_cv)
     with warnings.catch_warnings():  # constant target vertices score NaN, averaged out below
         warnings.simplefilter("ignore", RuntimeWarning)
         r = (r2_score(Y_true, Y_pred) if measure == "lp-ridge-r2"
@@ -445,6 +446,59 @@ def permuted_lp(Y: np.ndarray, P: np.ndarray, perms: np.ndarray) -> np.ndarray:
     return G[rows[None, :], perms].sum(axis=1) / ok.sum()
 
 
+def _decomposition_key(lp: LPOptions, src: Representations) -> tuple:
+    return ("lp-decomposition", _k(lp, src), lp.x_scaling, lp.outer_cv)
+
+
+def lp_decomposition(src: Representations, lp: LPOptions, folds: bool = True
+                     ) -> LPDecomposition:
+    """The LP source side of ``src`` (scaling, PCA; with ``folds`` also every outer fold's),
+    computed once per source and reused for every target and both splits.
+
+    Kept in ``src.cache`` only when the source is reduced (``lp.n_components``): unreduced,
+    the decomposition is six scaled copies of the source, which are cheap to redo and costly
+    to hold."""
+    key = _decomposition_key(lp, src)
+    dec = src.cache.get(key)
+    if dec is None or (folds and dec.folds is None):
+        dec = lp_decompose(src.values["train"], src.values["test"], lp.outer_cv, _k(lp, src),
+                           lp.x_scaling, folds=folds)
+        if key[1] is not None:
+            src.cache[key] = dec
+    return dec
+
+
+def use_decomposition(src: Representations, lp: LPOptions, dec: LPDecomposition,
+                      where: str) -> None:
+    """Give ``src`` a precomputed LP decomposition (the ``decompose`` rule's), after checking
+    that it was made with ``lp``'s settings for a source of this size.
+
+    Raises
+    ------
+    ValueError
+        Naming ``where`` (the file), when the stored decomposition does not fit.
+    """
+    from alignpatterns.measures.ridge import _resolve_cv
+
+    want = (_k(lp, src), lp.x_scaling)
+    if (dec.n_components, dec.x_scaling) != want:
+        raise ValueError(f"{where}: decomposed with n_components={dec.n_components}, "
+                         f"x_scaling={dec.x_scaling!r}, but the LP settings ask for "
+                         f"n_components={want[0]}, x_scaling={want[1]!r}; run the decompose "
+                         "step again")
+    n_train, n_test = len(src.values["train"]), len(src.values["test"])
+    if (len(dec.train), len(dec.test)) != (n_train, n_test):
+        raise ValueError(f"{where}: decomposed {len(dec.train)} train and {len(dec.test)} test "
+                         f"stimuli, the features have {n_train} and {n_test}")
+    splits = _resolve_cv(lp.outer_cv, np.empty((n_train, 0)))
+    if dec.folds is None or len(dec.folds) != len(splits) or any(
+            not (np.array_equal(tr, f[0]) and np.array_equal(te, f[1]))
+            for (tr, te), f in zip(splits, dec.folds, strict=False)):
+        raise ValueError(f"{where}: its outer folds are not lp.outer_folds={lp.outer_cv} of "
+                         f"{n_train} train stimuli; run the decompose step again")
+    src.cache[_decomposition_key(lp, src)] = dec
+
+
 def _k(lp: LPOptions, src: Representations) -> int | None:
     if lp.n_components is None:
         return None
@@ -474,7 +528,9 @@ def model_brain_rows(features: Mapping[str, tuple[np.ndarray, np.ndarray]], sd: 
 def model_brain_scores(features: Mapping[str, tuple[np.ndarray, np.ndarray]], sd: SubjectData,
                        rois: Sequence[str], measures: Sequence[str], lp: LPOptions,
                        perms: Mapping[str, np.ndarray] | None = None,
-                       boots: Mapping[str, np.ndarray] | None = None):
+                       boots: Mapping[str, np.ndarray] | None = None,
+                       decompositions: Mapping[str, LPDecomposition] | None = None,
+                       decompositions_file: str = "the LP decompositions"):
     """:func:`model_brain_rows` plus stimulus-permutation nulls of the test scores.
 
     Parameters
@@ -485,6 +541,12 @@ def model_brain_scores(features: Mapping[str, tuple[np.ndarray, np.ndarray]], sd
     boots : mapping of measure → ndarray of int, shape (n_draws, n_test), optional
         Stimulus-bootstrap copy counts per measure (the same for every model, subject and the
         brain–brain tensor).
+    decompositions : mapping of layer → LPDecomposition, optional
+        Every layer's LP source side, computed once for all subjects (the ``decompose`` rule;
+        checked against ``lp``); without it each job decomposes the layers itself, with the
+        same result.
+    decompositions_file : str
+        Named in the error when a decomposition does not fit.
 
     Returns
     -------
@@ -504,6 +566,10 @@ def model_brain_scores(features: Mapping[str, tuple[np.ndarray, np.ndarray]], sd
         sources = {layer: _named(f"layer {layer!r}", measure, model_representation,
                                  Ztr, Zte, measure)
                    for layer, (Ztr, Zte) in features.items()}
+        if decompositions and is_lp(measure) and lp.protocol == "default":
+            for layer, src in sources.items():
+                use_decomposition(src, lp, decompositions[layer],
+                                  f"{decompositions_file} (layer {layer!r})")
         p = None if perms is None else perms.get(measure)
         c = None if boots is None else boots.get(measure)
         out = score_sources_to_targets(sources, targets, measure, lp, p, c)
