@@ -24,7 +24,8 @@ MEASURES = ["rsa-crossnobis-spearman", "rsa-correlation-spearman", "cka-linear-d
 #: measures on which SPEC.md §5 asserts oracle recovery
 ORACLE_MEASURES = ["rsa-crossnobis-spearman", "cka-linear-debiased", "lp-ridge-pearson"]
 #: measures with a noiseless ground-truth pattern in ``ground_truth.json``
-PATTERN_MEASURES = ["rsa-crossnobis-spearman", "cka-linear-debiased"]
+PATTERN_MEASURES = ["rsa-crossnobis-spearman", "rsa-correlation-spearman",
+                    "cka-linear-debiased", "lp-ridge-pearson"]
 #: timm-default near-identity initialisations among the default candidates (SPEC.md §5)
 NEAR_IDENTITY = ["convnext_atto", "vit_tiny_patch16_224", "mobilenetv3_small_100"]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy.spatial.distance import pdist
 from scipy.stats import ortho_group, spearmanr
 
 from alignpatterns.measures import linear_cka
@@ -45,6 +46,60 @@ def test_expected_patterns_are_the_mean_over_ordered_pairs():
     rsa = np.mean([[[spearmanr(sq(data[a, r]), sq(data[b, r2]))[0] for r2 in ROIS]
                     for r in ROIS] for a, b in pairs], axis=0)
     np.testing.assert_allclose(got["rsa-crossnobis-spearman"], rsa, atol=2e-6)
+    corr = np.mean([[[spearmanr(pdist(data[a, r], "correlation"),
+                                pdist(data[b, r2], "correlation"))[0] for r2 in ROIS]
+                     for r in ROIS] for a, b in pairs], axis=0)
+    np.testing.assert_allclose(got["rsa-correlation-spearman"], corr, atol=2e-6)
+
+
+def _lp_data(rng, n_train=50, n_test=30):
+    """Subjects whose ROIs mix a shared latent (ROI-specific mixing) with private signal;
+    whole-brain arrays with slices and true ncsnr, some vertices below 0.2."""
+    n = n_train + n_test
+    latent = rng.standard_normal((n, 6))
+    sizes = {"V1": 9, "V4": 14, "LO2": 11}
+    slices, start = {}, 0
+    for r, size in sizes.items():
+        slices[r] = slice(start, start + size)
+        start += size
+    noiseless, snr = {}, {}
+    for s in SUBJECTS[:3]:
+        cols = [latent[:, :4 + k] @ rng.standard_normal((4 + k, size))
+                + 0.5 * rng.standard_normal((n, size)) for k, size in enumerate(sizes.values())]
+        noiseless[s] = np.concatenate(cols, axis=1)
+        snr[s] = rng.uniform(0.1, 1.0, start)
+    return noiseless, snr, slices, n_train
+
+
+def test_lp_pattern_matches_scikit_learn_pca_and_least_squares():
+    from sklearn.decomposition import PCA
+    from sklearn.linear_model import LinearRegression
+
+    rng = np.random.default_rng(5)
+    noiseless, snr, slices, n_train = _lp_data(rng)
+    got, k = T.expected_lp_pattern(noiseless, snr, slices, n_train, n_components=5)
+    assert k == 5
+    rois, subs = list(slices), sorted(noiseless)
+    keep = {(s, r): noiseless[s][:, sl][:, snr[s][sl] >= 0.2] for s in subs
+            for r, sl in slices.items()}
+
+    def lp(X, Y):
+        pca = PCA(5).fit(X[:n_train])
+        reg = LinearRegression().fit(pca.transform(X[:n_train]), Y[:n_train])
+        P = reg.predict(pca.transform(X[n_train:]))
+        return np.mean([np.corrcoef(P[:, v], Y[n_train:, v])[0, 1] for v in range(Y.shape[1])])
+
+    want = np.mean([[[lp(keep[a, r], keep[b, r2]) for r2 in rois] for r in rois]
+                    for a in subs for b in subs if a != b], axis=0)
+    np.testing.assert_allclose(got, want, atol=2e-6)
+    # a source whose components span the target's signal predicts it perfectly; k is capped by
+    # the smallest reliable ROI
+    same = {s: np.tile(noiseless["01"][:, slices["V1"]], (1, 3)) for s in subs}
+    ones = {s: np.ones(27) for s in subs}
+    tiled = {r: slice(9 * i, 9 * (i + 1)) for i, r in enumerate(rois)}
+    full, k = T.expected_lp_pattern(same, ones, tiled, n_train, n_components=50)
+    assert k == 9
+    np.testing.assert_allclose(full, 1.0, atol=1e-9)
 
 
 def test_an_oracle_that_generated_the_rois_passes_with_its_own_layers():

@@ -289,6 +289,8 @@ def _write(root, seed, n_subjects, n_rois, n_train, n_test, n_frames, size, desi
     truth["expected_pattern"], oracle = T.noise_free_truth(
         test_data, [f[n_train:] for f in layer_feats], list(spec.layers),
         margin=EXPECTED_PASS_MARGIN)
+    truth["expected_pattern"]["lp-ridge-pearson"], truth["expected_pattern_lp_n_components"] = (
+        T.expected_lp_pattern(noiseless, true_ncsnr, roi_slices, n_train))
     truth["expected_oracle"] = oracle
     truth["expected_pass"] = {m: {r: v["passes"] for r, v in rows.items()}
                               for m, rows in oracle.items()}

@@ -3,8 +3,12 @@
 Both are computed from the noiseless vertex signals (vertices with true ncsnr ≥ 0.2, test split)
 and, for the oracle, the generator's own layer activations on the test stimuli, with the
 measures' noise-free forms: RSA = Spearman correlation of squared-Euclidean RDMs (crossnobis
-estimates this distance without bias), CKA = debiased linear CKA. Linear predictivity has no
-noise-free closed form (the ridge penalty is fitted to noise) and is not listed.
+estimates this distance without bias), CKA = debiased linear CKA. The patterns (not the oracle's
+verdicts) also cover correlation RSA (Spearman of 1 − Pearson RDMs) and linear predictivity,
+whose noise-free form is the ridge's limit without noise: least squares on the source's top
+principal components of the train split (the common LP dimensionality), Pearson r of the test
+prediction per target vertex, averaged over the target's reliable vertices
+(:func:`expected_lp_pattern`).
 
 :func:`candidate_layer_cka` gives, per candidate and ROI, the CKA between the ROI's driving layer
 and the candidate's best-matching layer (the workflow's ``synth_layer_cka`` table).
@@ -23,6 +27,15 @@ _MEASURES = {
                                 lambda a, b: compare_rdms(a, b, "spearman")),
     "cka-linear-debiased": (gram, lambda a, b: cka_from_grams(a, b, debiased=True)),
 }
+
+
+#: Measures with a noise-free pattern but no noise-free oracle verdict.
+_PATTERN_ONLY = {
+    "rsa-correlation-spearman": (lambda X: rdm(X, "correlation"),
+                                 lambda a, b: compare_rdms(a, b, "spearman")),
+}
+#: Common source dimensionality of the noise-free LP pattern (the default ``lp.n_components``).
+LP_N_COMPONENTS = 20
 
 
 def roi_test_data(noiseless: dict, true_ncsnr: dict, roi_slices: dict, n_train: int,
@@ -72,6 +85,66 @@ def _measure_patterns(data: dict):
         yield measure, represent, compare, reps, _pair_patterns(reps, subjects, rois, compare)
 
 
+def expected_lp_pattern(noiseless: dict, true_ncsnr: dict, roi_slices: dict, n_train: int,
+                        n_components: int = LP_N_COMPONENTS, min_ncsnr: float = 0.2
+                        ) -> tuple[list, int]:
+    """Noise-free linear-predictivity pattern, averaged over ordered subject pairs.
+
+    For source ROI r of subject a and target ROI r′ of subject b ≠ a: the source's reliable
+    vertices, centred on train, are reduced to their top ``k`` principal components of the
+    train split; least squares on train maps them to every reliable target vertex (centred on
+    train); the score is the mean over target vertices of Pearson r between prediction and
+    signal on the test split. With noise-free data the ridge's fitted penalty goes to 0, so
+    this is the limit the workflow's ``lp-ridge-pearson`` estimates (up to the target
+    vertices' reliability).
+
+    Parameters
+    ----------
+    noiseless, true_ncsnr, roi_slices, n_train
+        As in :func:`roi_test_data` (here the train split is used as well).
+    n_components : int
+        Common k, capped like the workflow's at the smallest reliable-vertex count of an ROI.
+
+    Returns
+    -------
+    pattern : list of lists, shape (n_rois, n_rois)
+        Rounded to 6 decimals.
+    k : int
+        The dimensionality used.
+    """
+    subjects = sorted(noiseless)
+    rois = list(roi_slices)
+    data = {(s, r): noiseless[s][:, sl][:, true_ncsnr[s][sl] >= min_ncsnr]
+            for s in subjects for r, sl in roi_slices.items()}
+    k = int(min([n_components] + [x.shape[1] for x in data.values()]))
+    # per source: the train-fitted least-squares map from its components, as one matrix
+    # acting on the centred train targets (pinv of the component scores)
+    fits = {}
+    for key, X in data.items():
+        mu = X[:n_train].mean(axis=0)
+        Vt = np.linalg.svd(X[:n_train] - mu, full_matrices=False)[2][:k]
+        Ztr, Zte = (X[:n_train] - mu) @ Vt.T, (X[n_train:] - mu) @ Vt.T
+        fits[key] = Zte @ np.linalg.pinv(Ztr)
+    targets = {}
+    for key, Y in data.items():
+        targets[key] = (Y[:n_train] - Y[:n_train].mean(axis=0),
+                        Y[n_train:] - Y[n_train:].mean(axis=0))
+    pairs = []
+    for a in subjects:
+        for b in subjects:
+            if a == b:
+                continue
+            A = np.zeros((len(rois), len(rois)))
+            for i, r in enumerate(rois):
+                for j, r2 in enumerate(rois):
+                    Ytr, Yc = targets[b, r2]
+                    P = fits[a, r] @ Ytr
+                    P = P - P.mean(axis=0)
+                    A[i, j] = np.mean((P * Yc).sum(0) / np.sqrt((P**2).sum(0) * (Yc**2).sum(0)))
+            pairs.append(A)
+    return np.mean(pairs, axis=0).round(6).tolist(), k
+
+
 def expected_patterns(data: dict) -> dict:
     """Noise-free ROI × ROI cross-subject patterns averaged over ordered subject pairs.
 
@@ -84,8 +157,21 @@ def expected_patterns(data: dict) -> dict:
     -------
     dict of measure to list of lists, shape (n_rois, n_rois), rounded to 6 decimals.
     """
-    return {m: pairs.mean(axis=0).round(6).tolist()
-            for m, _, _, _, pairs in _measure_patterns(data)}
+    out = {m: pairs.mean(axis=0).round(6).tolist()
+           for m, _, _, _, pairs in _measure_patterns(data)}
+    out.update(_pattern_only(data))
+    return out
+
+
+def _pattern_only(data: dict) -> dict:
+    """Patterns of the measures without a noise-free oracle verdict (:data:`_PATTERN_ONLY`)."""
+    subjects = sorted({s for s, _ in data})
+    rois = list(dict.fromkeys(r for _, r in data))
+    out = {}
+    for measure, (represent, compare) in _PATTERN_ONLY.items():
+        reps = {k: represent(v) for k, v in data.items()}
+        out[measure] = _pair_patterns(reps, subjects, rois, compare).mean(axis=0).round(6).tolist()
+    return out
 
 
 def _offdiag_corr(a: np.ndarray, b: np.ndarray, drop: list[int]) -> float:
@@ -199,6 +285,7 @@ def noise_free_truth(data: dict, layer_test: list[np.ndarray], layer_names: list
                        "delta": _round(a - b), "spec": _round(sp),
                        "passes": bool(a - b > -margin and sp > 0)}
         out[measure] = rows
+    patterns.update(_pattern_only(data))
     return patterns, out
 
 
