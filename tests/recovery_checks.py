@@ -126,12 +126,16 @@ def oracle_passes(run: Run, measure: str, variant: str = "offdiag") -> tuple[int
     return int(n["oracle"]), int(n.drop("oracle").max())
 
 
-def oracle_expected_agreement(run: Run, measure: str, variant: str = "offdiag"
-                              ) -> tuple[float, int, int]:
+def oracle_expected_agreement(run: Run, measure: str, variant: str = "offdiag",
+                              point: bool = False) -> tuple[float, int, int]:
     """(share of ROIs where the oracle's verdict equals the noise-free ``expected_pass``, ROIs
-    expected to pass, of those the ROIs it passes)."""
+    expected to pass, of those the ROIs it passes); with ``point``, against the verdict of the
+    noise-free point values without the subjects' interval (``passes_point``)."""
     cells = _cells(run, measure, variant).query("candidate == 'oracle'").set_index("roi")
     expected = pd.Series(run.truth["expected_pass"][measure])
+    if point:
+        expected = pd.Series({r: v["passes_point"]
+                              for r, v in run.truth["expected_oracle"][measure].items()})
     got = cells["passes"].reindex(expected.index).fillna(False).astype(bool)
     return (float((got == expected).mean()), int(expected.sum()),
             int((got & expected).sum()))
@@ -214,6 +218,9 @@ def report(run: Run) -> list[str]:
             agree, n_exp, n_hit = oracle_expected_agreement(run, m)
             out.append(f"{m}: oracle verdict = expected_pass in {agree:.0%} of ROIs; expected "
                        f"to pass {n_exp}, of which passed {n_hit}")
+            agree, n_exp, n_hit = oracle_expected_agreement(run, m, point=True)
+            out.append(f"{m}: oracle verdict = point verdict (no interval) in {agree:.0%} of "
+                       f"ROIs; expected to pass {n_exp}, of which passed {n_hit}")
         margins = {c: round(d, 3) for c, d in generator_arch_margins(run, m).items()}
         out.append(f"{m}: generator-architecture margin on {deepest_third(run.truth)} {margins}")
     return out

@@ -34,8 +34,14 @@ def test_ground_truth_keys_and_layer_constraints(tiny_dataset):
         for roi, row in rows.items():
             assert row["layer"] in truth["generator_layers"]
             assert row["passes"] == truth["expected_pass"][measure][roi]
-            assert row["passes"] == (row["delta"] > -truth["expected_pass_margin"]
-                                     and row["spec"] > 0)
+            margin = truth["expected_pass_margin"]
+            assert row["passes_point"] == (row["delta"] > -margin and row["spec"] > 0)
+            if len(truth["subjects"]) >= 6:
+                assert row["delta_ci_low"] <= row["delta"] <= row["delta_ci_high"]
+                assert row["passes"] == (row["delta_ci_low"] > -margin
+                                         and row["spec_ci_low"] > 0)
+            else:
+                assert row["passes"] == row["passes_point"]
 
 
 def test_reliability_and_sizes_follow_the_spec(tiny_dataset):

@@ -182,6 +182,75 @@ def test_the_brain_baseline_is_scored_against_double_exclusion_references():
                                                                           abs=2e-6)
 
 
+def test_the_verdict_uses_jackknife_intervals_over_subjects():
+    """With ≥ 6 subjects, expected_pass is the interval verdict: delete-one-subject jackknife-t
+    intervals of delta and spec, each resample recomputing ℓ*, pairs and double-exclusion
+    references on the other subjects — recomputed here with direct loops."""
+    from scipy import stats
+
+    rng = np.random.default_rng(8)
+    layers = _layers(rng)
+    subjects = [f"{k:02d}" for k in range(1, 7)]
+    # rotated layers plus subject-specific private signal: noise-free, but subjects differ
+    data = {(s, r): layers[k] @ ortho_group.rvs(layers[k].shape[1], random_state=rng)
+            + (0.3 + 0.3 * j) * rng.standard_normal((N_TEST, layers[k].shape[1]))
+            for j, s in enumerate(subjects) for k, r in enumerate(ROIS)}
+    shifted = [x + 0.5 * rng.standard_normal(x.shape) for x in layers]
+    got = T.expected_oracle(data, shifted, [f"l{k}" for k in range(4)], margin=0.1)
+    cka = lambda a, b: linear_cka(a, b, debiased=True)  # noqa: E731
+    A = {(a, b): np.array([[cka(data[a, r], data[b, r2]) for r2 in ROIS] for r in ROIS])
+         for a in subjects for b in subjects if a != b}
+    score = {(lay, s): np.array([cka(shifted[lay], data[s, r]) for r in ROIS])
+             for lay in range(4) for s in subjects}
+
+    def corr(x, y):
+        return np.corrcoef(x, y)[0, 1]
+
+    def means(keep, i):
+        best = max(range(4), key=lambda lay: np.mean([score[lay, s][i] for s in keep]))
+        order = [(a, b) for a in keep for b in keep if a != b]
+        aps, brain, spec = [], [], []
+        for a, b in order:
+            ref = np.mean([A[c, d] for c, d in order if not {c, d} & {a, b}], axis=0)
+            own = score[best, b]
+            rest = [j for j in range(len(ROIS)) if j != i]
+            aps.append(corr(own[rest], ref[i, rest]))
+            brain.append(corr(A[a, b][i, rest], ref[i, rest]))
+            spec.append(aps[-1] - np.mean([
+                corr(own[[j for j in rest if j != k]], ref[k, [j for j in rest if j != k]])
+                for k in rest]))
+        return np.mean(aps) - np.mean(brain), np.mean(spec)
+
+    n = len(subjects)
+    t = stats.t.ppf(0.975, n - 1)
+    for i, r in enumerate(ROIS):
+        delta, spec = means(subjects, i)
+        loo = np.array([means([s for s in subjects if s != j], i) for j in subjects])
+        se = np.sqrt((n - 1) / n * ((loo - loo.mean(axis=0)) ** 2).sum(axis=0))
+        row = got["cka-linear-debiased"][r]
+        assert row["delta"] == pytest.approx(delta, abs=2e-6)
+        assert row["delta_ci_low"] == pytest.approx(delta - t * se[0], abs=2e-5)
+        assert row["delta_ci_high"] == pytest.approx(delta + t * se[0], abs=2e-5)
+        assert row["spec_ci_low"] == pytest.approx(spec - t * se[1], abs=2e-5)
+        assert row["passes_point"] == (delta > -0.1 and spec > 0)
+        assert row["passes"] == (delta - t * se[0] > -0.1 and spec - t * se[1] > 0)
+    # the subjects' differences matter: some ROI passes on its point values but not on its
+    # interval
+    rows = got["cka-linear-debiased"].values()
+    assert any(v["passes_point"] and not v["passes"] for v in rows)
+    assert all(v["delta_ci_low"] < v["delta"] < v["delta_ci_high"] for v in rows)
+
+
+def test_below_six_subjects_the_verdict_is_the_point_verdict():
+    rng = np.random.default_rng(3)
+    layers = _layers(rng)
+    got = T.expected_oracle(_rotated_copies(layers, rng), layers, [f"l{k}" for k in range(4)])
+    for rows in got.values():
+        for row in rows.values():
+            assert row["delta_ci_low"] is None and row["spec_ci_low"] is None
+            assert row["passes"] == row["passes_point"]
+
+
 def test_fewer_than_four_subjects_leave_no_reference():
     rng = np.random.default_rng(7)
     layers = _layers(rng)

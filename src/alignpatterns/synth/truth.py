@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy.stats import t as student_t
 
 from alignpatterns.measures import cka_from_grams, compare_rdms, gram, rdm
 
@@ -217,8 +218,15 @@ def expected_oracle(data: dict, layer_test: list[np.ndarray], layer_names: list[
     - aps_brain = mean_p ρ(A_{s*→s}[r, :], ā_p[r, :]);
     - spec = mean_p [ρ(O_s[r, :], ā_p[r, :]) − mean_{r″≠r} ρ(O_s[r, :], ā_p[r″, :]) over
       r′ ∉ {r, r″}];
-    - passes = (aps − aps_brain > −margin) ∧ (spec > 0): the verdict of SPEC.md §4 without
-      sampling error (no interval, no permutation test).
+    - with ≥ 6 subjects (SPEC.md §4's minimum for a verdict), delete-one-subject jackknife-t
+      95% intervals of delta = aps − aps_brain and of spec, each resample recomputing ℓ*, the
+      pairs and their references on the remaining subjects (as the workflow's intervals do).
+      Noise-free responses still differ between subjects (mixing weights, idiosyncratic
+      signal), so the interval is the sampling error of the subjects, not of measurement;
+    - passes = (delta_ci_low > −margin) ∧ (spec_ci_low > 0): the verdict of SPEC.md §4 without
+      measurement noise (and without the stimulus-permutation test, which noise-free signal
+      passes). Below 6 subjects there is no interval and ``passes`` is the point verdict
+      ``passes_point`` = (delta > −margin) ∧ (spec > 0), which is always reported.
 
     With fewer than 4 subjects no pair is left for a reference: the scores are None and
     ``passes`` False.
@@ -235,13 +243,75 @@ def expected_oracle(data: dict, layer_test: list[np.ndarray], layer_names: list[
 
     Returns
     -------
-    dict of measure to dict of roi to {layer, aps, aps_brain, delta, spec, passes}.
+    dict of measure to dict of roi to {layer, aps, aps_brain, delta, delta_ci_low,
+    delta_ci_high, spec, spec_ci_low, passes_point, passes}.
     """
     return noise_free_truth(data, layer_test, layer_names, margin)[1]
 
 
 def _round(x: float) -> float | None:
     return None if not np.isfinite(x) else round(float(x), 6)
+
+
+#: Fewest subjects with a verdict (SPEC.md §4: verdicts NA below 6 subjects).
+MIN_SUBJECTS_VERDICT = 6
+
+
+def _oracle_means(score: np.ndarray, pairs: np.ndarray, subjects: list, keep: list
+                  ) -> tuple[np.ndarray, ...]:
+    """Oracle and brain scores of every ROI on the subjects ``keep``.
+
+    Parameters
+    ----------
+    score : ndarray, shape (n_layers, n_subjects, n_rois)
+        score[l, s, j] = f(layer l, subject s's ROI j), subjects in the order of ``subjects``.
+    pairs : ndarray, shape (n_ordered_pairs, n_rois, n_rois)
+        Pair patterns of all ``subjects`` in the order of :func:`_pair_patterns`.
+    subjects : list
+    keep : list
+        A subset of ``subjects``, in their order.
+
+    Returns
+    -------
+    best : ndarray of int, shape (n_rois,)
+        ℓ* per ROI (argmax of the mean score over ``keep``).
+    aps, brain, spec : ndarray, shape (n_rois,)
+        Means over the ordered pairs of ``keep`` (NaN without a reference).
+    """
+    order = [(a, b) for a in subjects for b in subjects if a != b]
+    idx = [p for p, (a, b) in enumerate(order) if a in keep and b in keep]
+    sub_pairs = pairs[idx]
+    refs = double_exclusion_references(sub_pairs, keep)
+    cols = [subjects.index(s) for s in keep]
+    n_rois = pairs.shape[1]
+    best = np.argmax(score[:, cols, :].mean(axis=1), axis=0)
+    out = np.full((3, n_rois), np.nan)
+    for i in range(n_rois):
+        aps, brain, spec = [], [], []
+        for q, p in enumerate(idx):
+            if np.isnan(refs[q]).all():
+                continue
+            own = score[best[i], subjects.index(order[p][1])]
+            aps.append(_offdiag_corr(own, refs[q, i], [i]))
+            brain.append(_offdiag_corr(sub_pairs[q, i], refs[q, i], [i]))
+            others = [_offdiag_corr(own, refs[q, k], [i, k]) for k in range(n_rois) if k != i]
+            spec.append(aps[-1] - float(np.mean(others)))
+        if aps:
+            out[:, i] = [np.mean(aps), np.mean(brain), np.mean(spec)]
+    return best, out[0], out[1], out[2]
+
+
+def _jackknife_t(full: float, loo: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """Delete-one jackknife-t interval: full ± t_{n−1} · sqrt((n−1)/n · Σ (θ_(j) − θ̄)²).
+
+    Written here rather than taken from :mod:`alignpatterns.patterns.apa`: the ground truth
+    stays an independent computation of what the workflow reports."""
+    n = loo.size
+    if n < 2 or not (np.isfinite(full) and np.isfinite(loo).all()):
+        return np.nan, np.nan
+    se = np.sqrt((n - 1) / n * np.sum((loo - loo.mean()) ** 2))
+    half = student_t.ppf(0.5 + level / 2, n - 1) * se
+    return full - half, full + half
 
 
 def noise_free_truth(data: dict, layer_test: list[np.ndarray], layer_names: list[str],
@@ -258,32 +328,31 @@ def noise_free_truth(data: dict, layer_test: list[np.ndarray], layer_names: list
     """
     subjects = sorted({s for s, _ in data})
     rois = list(dict.fromkeys(r for _, r in data))
-    order = [(a, b) for a in subjects for b in subjects if a != b]
+    with_interval = len(subjects) >= MIN_SUBJECTS_VERDICT
     patterns, out = {}, {}
     for measure, represent, compare, reps, pairs in _measure_patterns(data):
         patterns[measure] = pairs.mean(axis=0).round(6).tolist()
-        refs = double_exclusion_references(pairs, subjects)
         layers = [represent(np.asarray(f, dtype=np.float64)) for f in layer_test]
         # score[l, s, j] = f(layer l, subject s's ROI j)
         score = np.array([[[compare(L, reps[s, r]) for r in rois] for s in subjects]
                           for L in layers])
+        best, aps, brain, spec = _oracle_means(score, pairs, subjects, subjects)
+        delta = aps - brain
+        loo = [_oracle_means(score, pairs, subjects, [s for s in subjects if s != j])
+               for j in subjects] if with_interval else []
         rows = {}
         for i, r in enumerate(rois):
-            best = int(np.argmax(score[:, :, i].mean(axis=1)))
-            aps, brain, spec = [], [], []
-            for p, (_, tgt) in enumerate(order):
-                if np.isnan(refs[p]).all():
-                    continue
-                own = score[best, subjects.index(tgt)]
-                aps.append(_offdiag_corr(own, refs[p, i], [i]))
-                brain.append(_offdiag_corr(pairs[p, i], refs[p, i], [i]))
-                others = [_offdiag_corr(own, refs[p, k], [i, k])
-                          for k in range(len(rois)) if k != i]
-                spec.append(aps[-1] - float(np.mean(others)))
-            a, b, sp = (float(np.mean(v)) if v else np.nan for v in (aps, brain, spec))
-            rows[r] = {"layer": layer_names[best], "aps": _round(a), "aps_brain": _round(b),
-                       "delta": _round(a - b), "spec": _round(sp),
-                       "passes": bool(a - b > -margin and sp > 0)}
+            d_lo, d_hi = (_jackknife_t(delta[i], np.array([a[i] - b[i] for _, a, b, _ in loo]))
+                          if loo else (np.nan, np.nan))
+            s_lo = (_jackknife_t(spec[i], np.array([x[i] for *_, x in loo]))[0]
+                    if loo else np.nan)
+            point = bool(delta[i] > -margin and spec[i] > 0)
+            passes = bool(d_lo > -margin and s_lo > 0) if loo else point
+            rows[r] = {"layer": layer_names[best[i]], "aps": _round(aps[i]),
+                       "aps_brain": _round(brain[i]), "delta": _round(delta[i]),
+                       "delta_ci_low": _round(d_lo), "delta_ci_high": _round(d_hi),
+                       "spec": _round(spec[i]), "spec_ci_low": _round(s_lo),
+                       "passes_point": point, "passes": passes}
         out[measure] = rows
     patterns.update(_pattern_only(data))
     return patterns, out
