@@ -149,8 +149,7 @@ def negative_controls(run: Run, config: Path) -> pd.DataFrame:
     Gaussian features, and the oracle's own features with the stimuli shuffled (one fixed
     permutation of all stimuli, so train selection and test scoring see the same mismatch).
     Both are scored exactly like a model (layer selection on train, 1000 stimulus
-    permutations, BH within the two controls — a smaller family than the workflow's, so
-    passing would be easier, not harder)."""
+    permutations, BH over each control's ROIs as in the workflow)."""
     import yaml
 
     from alignpatterns import pipeline

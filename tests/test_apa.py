@@ -246,7 +246,7 @@ def _true_pattern_model(seed):
 def test_stimulus_permutation_p_value_and_verdict():
     """A model reproducing the true pattern passes when its permuted scores carry no pattern,
     and fails when permuting stimuli leaves its profile unchanged (the pattern is not
-    stimulus-driven); p = (1 + #{null ≥ obs}) / (1 + draws); q is BH over candidates × ROIs."""
+    stimulus-driven); p = (1 + #{null ≥ obs}) / (1 + draws); q is BH over each candidate's ROIs."""
     A, train, test, rng = _true_pattern_model(7)
     D = 199
     noise_null = rng.standard_normal((D,) + test.shape)  # permuted: profiles are noise
@@ -259,8 +259,9 @@ def test_stimulus_permutation_p_value_and_verdict():
     assert (good["p_stimulus"] == 1 / (D + 1)).all()
     assert (bad["p_stimulus"] == 1.0).all()
     models = summ[summ["candidate"] != "brain"]
-    np.testing.assert_allclose(
-        models["q_stimulus"], stats.false_discovery_control(models["p_stimulus"], method="bh"))
+    for _, g in models.groupby("candidate"):
+        np.testing.assert_allclose(
+            g["q_stimulus"], stats.false_discovery_control(g["p_stimulus"], method="bh"))
     assert good["passes"].all()
     assert not bad["passes"].any()
     assert summ.loc[summ["candidate"] == "brain", "passes"].isna().all()
@@ -287,11 +288,14 @@ def test_verdict_is_na_without_nulls_or_with_too_few_subjects():
                     nulls={"model": null})
 
 
-def test_adding_a_model_changes_no_other_row_except_the_bh_family():
-    """Each candidate's scores, intervals and permutation p-values depend on it alone; only
-    q_stimulus (and so passes) depends on the family of candidates BH corrects over."""
+def test_adding_a_model_changes_no_other_row():
+    """Each candidate's scores, intervals, permutation p-values, q-values and verdicts depend on
+    it alone. m1's null is built so that pooling BH over candidates would change its q-values
+    and turn some of its passes into fails once the weak m3 (p = 1 everywhere) joins."""
     A, train, test, rng = _true_pattern_model(9)
-    nulls = {n: rng.standard_normal((50,) + test.shape) for n in ("m1", "m2", "m3")}
+    nulls = {n: rng.standard_normal((50,) + test.shape) for n in ("m1", "m2")}
+    # m3: permutation-invariant features, so its p-values are all 1
+    nulls["m3"] = np.broadcast_to(test[::-1], (50,) + test.shape).copy()
     two = pd.concat([_mb(train, test, name="m1"), _mb(train + 1, test * 0.5, name="m2")])
     three = pd.concat([two, _mb(train, test[::-1], name="m3")])
     rows2, s2 = apa.run_apa(_bb(A), two, SUBJECTS, ROIS, "m", variants=["full", "offdiag"],
@@ -299,8 +303,15 @@ def test_adding_a_model_changes_no_other_row_except_the_bh_family():
     rows3, s3 = apa.run_apa(_bb(A), three, SUBJECTS, ROIS, "m", variants=["full", "offdiag"],
                             nulls=nulls)
     keep = s3[s3["candidate"] != "m3"].reset_index(drop=True)
-    cols = [c for c in s2.columns if c not in ("q_stimulus", "passes")]
-    pd.testing.assert_frame_equal(s2[cols].reset_index(drop=True), keep[cols])
+    pd.testing.assert_frame_equal(s2.reset_index(drop=True), keep)
+    m3 = s3[s3["candidate"] == "m3"]
+    assert (m3["p_stimulus"] == 1.0).all() and not m3["passes"].any()
+    # the test has teeth: a family pooled over candidates changes m1's and m2's q-values
+    models = s3[s3["candidate"] != "brain"]
+    pooled = models.groupby(["variant", "match"])["p_stimulus"].transform(
+        lambda p: stats.false_discovery_control(p, method="bh"))
+    own = models["candidate"] != "m3"
+    assert not np.allclose(pooled[own], models.loc[own, "q_stimulus"])
     pd.testing.assert_frame_equal(rows2.reset_index(drop=True),
                                   rows3[rows3["candidate"] != "m3"].reset_index(drop=True))
 

@@ -419,6 +419,48 @@ def test_trained_vs_untrained(tables):
     assert [t for ax in fig.axes for t in ax.texts if t.get_gid() == "no pairs"]
 
 
+def test_trained_vs_untrained_pairs_controls_with_their_own_names():
+    """Candidate names are unique in a run, so a control has its own name: ``controls`` pairs
+    it with the trained model (and the figure says so when the mapping is missing)."""
+    from alignpatterns.features.registry import load_registry, untrained_controls
+
+    models = [("vgg11", "pretrained"), ("vgg11_untrained", "random"), ("resnet18", "pretrained"),
+              ("alexnet", "random")]
+    aps = T.apa_summary(models=models)
+    cfg_models = [{"name": "vgg11", "weights": "pretrained", "spec_name": "vgg11"},
+                  {"name": "vgg11_untrained", "weights": "random", "spec_name": "vgg11"},
+                  {"name": "resnet18", "weights": "pretrained", "spec_name": "resnet18"},
+                  {"name": "oracle", "weights": "oracle", "spec_name": "vgg11"}]
+    controls = untrained_controls(cfg_models, load_registry())
+    assert controls == {"vgg11": "vgg11_untrained"}  # resnet18 has no control; oracle is no model
+    fig = plot_trained_vs_untrained(aps, ["cka-linear-debiased"], "offdiag", controls=controls)
+    ax = next(ax for ax in fig.axes if ax.axison)
+    (ln,) = _data_lines(ax, {"vgg11"}).values()
+    sel = aps[(aps.measure == "cka-linear-debiased") & (aps.variant == "offdiag")]
+    u = sel[sel.candidate == "vgg11_untrained"].set_index("roi").aps_mean
+    t = sel[sel.candidate == "vgg11"].set_index("roi").aps_mean
+    rois = sorted(set(u.index) & set(t.index))
+    np.testing.assert_allclose(ln.get_xdata(), u.loc[rois].to_numpy())
+    np.testing.assert_allclose(ln.get_ydata(), t.loc[rois].to_numpy())
+    assert ln.get_label() == "vgg11 vs vgg11_untrained"
+    fig = plot_trained_vs_untrained(aps, ["cka-linear-debiased"], "offdiag")
+    assert [x for ax in fig.axes for x in ax.texts if x.get_gid() == "no pairs"]
+
+
+def test_untrained_controls_follow_the_registry_family():
+    """``resnet18`` (random init) is the registry's control of ``resnet18_in1k``: it controls
+    a trained model built from either entry; the first control in config order wins."""
+    from alignpatterns.features.registry import load_registry, untrained_controls
+
+    reg = load_registry()
+    assert reg["resnet18"].control_of == "resnet18_in1k"
+    models = [{"name": "r18", "weights": "pretrained", "spec_name": "resnet18_in1k"},
+              {"name": "r18_rand", "weights": "random", "spec_name": "resnet18"},
+              {"name": "r18_rand2", "weights": "random", "spec_name": "resnet18_in1k"},
+              {"name": "r18_ckpt", "weights": "/x/ckpt.pt", "spec_name": "resnet18"}]
+    assert untrained_controls(models, reg) == {"r18": "r18_rand", "r18_ckpt": "r18_rand"}
+
+
 def test_confusion(tables, tmp_path):
     conf = tables["apa_confusion"]
     fig = plot_confusion(conf, ROIS, "lp-ridge-pearson", "offdiag", streams=STREAMS)

@@ -436,6 +436,58 @@ def test_defaults_are_unchanged_without_the_preset():
     assert cfg["apa"]["ci_method"] == "jackknife-t" and cfg["apa"]["partners"] is None
 
 
+def test_preset_model_brain_and_brain_brain_run_with_the_stimulus_bootstrap(tiny_dataset,
+                                                                              tmp_path):
+    """The preset's model_brain and brain_brain jobs (its measures, LP protocol and
+    apa.n_bootstrap) on the tiny synthetic dataset, as library calls: every measure's
+    stimulus-bootstrap scores are written, finite and centred near the observed score."""
+    from alignpatterns import io, pipeline
+    from alignpatterns.data.prepared import load_subject
+
+    root, _ = tiny_dataset
+    raw = _overlay(load_config(DEFAULT_REPO / "tests" / "config" / "tiny.yaml"),
+                   load_config(PRESET))
+    raw["dataset"]["root"] = str(root)
+    cfg = resolve_config(validate_config(raw))
+    assert cfg["apa"]["n_bootstrap"] == 1000 and cfg["lp"]["protocol"] == "paper"
+    info = str(tmp_path / "dataset.json")
+    pipeline.check_data(cfg, str(tmp_path / "check_data.parquet"), info)
+    paths = [str(tmp_path / f"sub-{s}.npz") for s in cfg["subjects"]]
+    for s, p in zip(cfg["subjects"], paths, strict=True):
+        pipeline.prepare_brain(cfg, s, p, info)
+    # a model's features, with the reduced copies that features.reduction (srp) writes for LP
+    sd = load_subject(paths[0])
+    rng = np.random.default_rng(0)
+    Z = rng.standard_normal((len(sd.train_ids) + len(sd.test_ids), 30))
+    io.save_arrays(tmp_path / "m.npz", {"layer/00/L": Z.astype(np.float32),
+                                        "lp/00/L": (Z @ rng.standard_normal((30, 12))
+                                                    ).astype(np.float32),
+                                        "ids": np.array(sd.train_ids + sd.test_ids),
+                                        "n_train": np.array(len(sd.train_ids))})
+    cfg["models"] = [{"name": "m", "weights": "random"}]
+    pipeline.model_brain(cfg, "m", str(tmp_path / "m.npz"), paths[0], info,
+                         str(tmp_path / "mb.parquet"), str(tmp_path / "mb_null.npz"))
+    mb = io.read_table(tmp_path / "mb.parquet")
+    n_rois = len(cfg["rois"])
+    with np.load(tmp_path / "mb_null.npz") as z:
+        for m in cfg["measures"]:
+            boot = z[f"boot__{m}"]
+            assert boot.shape == (1000, 1, n_rois), m
+            obs = (mb[(mb["measure"] == m) & (mb["split"] == "test")]
+                   .set_index("roi").loc[cfg["rois"], "score"].to_numpy())
+            ok = np.isfinite(obs)
+            assert ok.any() and np.isfinite(boot[:, 0, ok]).all(), m
+            # the draws scatter around the observed score (bootstrap SE ≪ 1 here)
+            assert np.all(np.abs(np.median(boot[:, 0, ok], axis=0) - obs[ok]) < 0.5), m
+    for m in cfg["measures"]:
+        pipeline.brain_brain(cfg, m, cfg["subjects"][0], paths, info,
+                             str(tmp_path / f"bb-{m}.parquet"), str(tmp_path / f"bb-{m}.npz"))
+        with np.load(tmp_path / f"bb-{m}.npz") as z:
+            boot = z["boot"]
+        assert boot.shape == (1000, len(paths), n_rois, n_rois), m
+        assert np.isnan(boot[:, 0]).all() and np.isfinite(boot[:, 1:]).any(), m
+
+
 @pytest.mark.workflow
 def test_workflow_dry_run_with_the_preset(tmp_path):
     import subprocess

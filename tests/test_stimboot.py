@@ -10,7 +10,7 @@ from scipy import stats
 from alignpatterns.data.bmd import ROIData, SubjectData
 from alignpatterns.measures import rank_rdm, rdm
 from alignpatterns.measures.cka import cka_from_grams, gram, hsic_unbiased
-from alignpatterns.patterns import apa_boot
+from alignpatterns.patterns import alignment, apa_boot
 from alignpatterns.patterns.alignment import LPOptions, brain_brain_rows, model_brain_scores
 from alignpatterns.patterns.apa import BRAIN, _variant_data
 from alignpatterns.patterns.stimboot import (
@@ -64,6 +64,37 @@ def test_rsa_draw_equals_rsatoolbox_subsample_pattern_spearman():
     ranked = boot_rsa(np.stack([rank_rdm(a) for a in A]), np.stack([rank_rdm(b) for b in B]),
                       counts)
     np.testing.assert_allclose(ranked, out, atol=1e-12)
+
+
+def test_rsa_pearson_draw_equals_rsatoolbox_subsample_pattern_corr_without_reranking():
+    rng = np.random.default_rng(10)
+    n = 13
+    A = np.stack([rdm(rng.standard_normal((n, 6)), "correlation"),
+                  rdm(rng.standard_normal((n, 3)), "euclidean") + 100.0])  # offset: conditioning
+    B = np.stack([rdm(rng.standard_normal((n, 9)), "correlation")])
+    counts = stimulus_bootstrap_draws(5, "m", 6, n)
+    out = boot_rsa(A, B, counts, "pearson")
+    desc = {"index": np.arange(n)}
+    for d in range(len(counts)):
+        idx = _idx(counts[d])
+        ra = rsatoolbox.rdm.RDMs(A, pattern_descriptors=desc).subsample_pattern("index", idx)
+        rb = rsatoolbox.rdm.RDMs(B, pattern_descriptors=desc).subsample_pattern("index", idx)
+        np.testing.assert_allclose(out[d], rsatoolbox.rdm.compare(ra, rb, method="corr"),
+                                   atol=1e-10)
+    # the identity draw is the plain Pearson correlation; Spearman (re-ranked) differs
+    one = boot_rsa(A, B, np.ones((1, n), dtype=int), "pearson")[0]
+    np.testing.assert_allclose(one[:, 0], [stats.pearsonr(a, B[0])[0] for a in A], atol=1e-12)
+    assert np.abs(boot_rsa(A, B, counts) - out).max() > 1e-3
+    with pytest.raises(ValueError, match="'cosine' is not implemented"):
+        boot_rsa(A, B, counts, "cosine")
+
+
+def test_rsa_pearson_draw_of_a_constant_resampled_rdm_is_nan():
+    n = 6
+    a = rdm(np.random.default_rng(0).standard_normal((n, 3)), "euclidean")
+    two = np.zeros((1, n), dtype=int)
+    two[0, :2] = 3  # two distinct stimuli: one kept pair, a constant vector
+    assert np.isnan(boot_rsa(a[None], a[None], two, "pearson")).all()
 
 
 def test_rsa_draw_is_not_the_reused_ranks_of_the_full_rdm():
@@ -138,6 +169,46 @@ def test_lp_draw_equals_numpy_pearson_on_resampled_rows():
         np.testing.assert_allclose(out[d], [np.nanmean(r[:4]), np.mean(r[4:])], atol=1e-12)
 
 
+def test_lp_r2_draw_equals_sklearn_r2_on_resampled_rows():
+    from sklearn.metrics import r2_score
+
+    rng = np.random.default_rng(13)
+    n = 20
+    Y = rng.standard_normal((n, 7)) + 5.0
+    P = 0.8 * Y + rng.standard_normal((n, 7)) + 0.3  # offset and scale errors count in R²
+    Y[:, 2] = 1.5  # constant vertex: left out as in the observed score
+    counts = stimulus_bootstrap_draws(2, "m", 5, n)
+    edges = [0, 4, 7]
+    out = boot_lp(Y, P, counts, edges, "r2")
+    keep = [0, 1, 3]
+    for d in range(len(counts)):
+        idx = _idx(counts[d])
+        want = [r2_score(Y[idx][:, keep], P[idx][:, keep]),  # uniform average
+                r2_score(Y[idx, 4:], P[idx, 4:])]
+        np.testing.assert_allclose(out[d], want, atol=1e-12)
+    assert np.abs(boot_lp(Y, P, counts, edges) - out).max() > 1e-3  # not Pearson r
+    with pytest.raises(ValueError, match="'mse' is not implemented"):
+        boot_lp(Y, P, counts, edges, "mse")
+
+
+@pytest.mark.parametrize("score", ["r2", "pearson"])
+def test_lp_folds_draw_equals_paper_fold_scores_on_resampled_rows(score):
+    from alignpatterns.measures.lp_paper import PaperFit, fit_paper_lp, fold_scores
+    from alignpatterns.patterns.stimboot import boot_lp_folds
+
+    rng = np.random.default_rng(14)
+    X = rng.standard_normal((50, 8))
+    Y = X @ rng.standard_normal((8, 6)) + rng.standard_normal((50, 6))
+    fit = fit_paper_lp(X[:35], Y[:35], X[35:], Y[35:], alphas=(1.0, 10.0, 100.0))
+    counts = np.vstack([np.ones((1, 15), dtype=int), stimulus_bootstrap_draws(4, "m", 4, 15)])
+    out = boot_lp_folds(fit.Y_test, fit.test, counts, [0, 2, 6], score)
+    for d in range(len(counts)):
+        idx = _idx(counts[d])
+        resampled = PaperFit(fit.Y_train, fit.Y_test[idx], fit.oof, fit.test[:, idx], fit.alphas)
+        np.testing.assert_allclose(out[d], fold_scores(resampled, "test", score, [0, 2, 6]),
+                                   atol=1e-10)
+
+
 # --- through the scoring code: identity draws reproduce the observed test scores -----------------
 
 def _subject(name, rng, n_train=24, n_test=12, reps=4, sizes=(6, 9, 7)):
@@ -155,8 +226,7 @@ def _subject(name, rng, n_train=24, n_test=12, reps=4, sizes=(6, 9, 7)):
                        [f"b{i}" for i in range(n_test)], rois)
 
 
-MEASURES = ["rsa-crossnobis-spearman", "rsa-correlation-spearman", "cka-linear-debiased",
-            "lp-ridge-pearson"]
+MEASURES = list(alignment.MEASURES)  # the registry: every measure is bootstrapped
 
 
 def test_identity_draw_reproduces_observed_test_scores_for_every_measure():
@@ -185,6 +255,88 @@ def test_identity_draw_reproduces_observed_test_scores_for_every_measure():
                     .pivot(index="source_roi", columns="target_roi", values="score")
                     .loc[rois, rois].to_numpy())
             np.testing.assert_allclose(bb_boot[1, si], want, atol=1e-10, err_msg=m)
+
+
+def _rescored(measure, lp, src, tgt, idx):
+    """Test score of ``src`` → ``tgt`` (Representations) on the resampled test stimuli ``idx``,
+    recomputed independently of stimboot: scipy on the kept RDM pairs (copy pairs dropped),
+    the library's CKA on the resampled Grams (copy pairs zeroed), LP predictions refitted on
+    train by the library's non-bootstrap functions and scored on the resampled rows by
+    scikit-learn / numpy (no refit on the resample)."""
+    from scipy.spatial.distance import squareform
+    from sklearn.metrics import r2_score
+
+    from alignpatterns.measures.encoding import lp_predict
+    from alignpatterns.measures.lp_paper import fit_paper_lp
+
+    a, b = src.values["test"], tgt.values["test"]
+    if measure.startswith("rsa-"):
+        p, q = np.triu_indices(len(idx), 1)
+        kept = idx[p] != idx[q]
+        va = squareform(a)[idx[p], idx[q]][kept]
+        vb = squareform(b)[idx[p], idx[q]][kept]
+        corr = stats.pearsonr if alignment.rdm_comparison(measure) == "pearson" else stats.spearmanr
+        return corr(va, vb)[0]
+    if measure.startswith("cka-"):
+        same = idx[:, None] == idx[None, :]
+        return cka_from_grams(np.where(same, 0.0, a[np.ix_(idx, idx)]),
+                              np.where(same, 0.0, b[np.ix_(idx, idx)]), debiased=True)
+    if lp.protocol == "paper":
+        fit = fit_paper_lp(src.values["train"], tgt.values["train"], a, b, alphas=lp.alphas,
+                           n_splits=lp.outer_cv)
+        Y, Ps = fit.Y_test.astype(np.float64), fit.test.astype(np.float64)
+    else:
+        Y = b
+        Ps = [lp_predict(src.values["train"], tgt.values["train"], a, lp.alphas,
+                         inner_cv=lp.inner_cv, x_scaling=lp.x_scaling)]
+        if measure == "lp-ridge-r2":  # R²: predictions back in data units (train statistics)
+            t = tgt.values["train"]
+            Ps = [P * t.std(axis=0) + t.mean(axis=0) for P in Ps]
+    if measure == "lp-ridge-r2":
+        return np.mean([r2_score(Y[idx], P[idx]) for P in Ps])
+    return np.mean([np.mean([np.corrcoef(Y[idx, v], P[idx, v])[0, 1]
+                             for v in range(Y.shape[1])]) for P in Ps])
+
+
+BOOT_CASES = [(m, "default") for m in MEASURES] + [(m, "paper") for m in MEASURES
+                                                   if alignment.is_lp(m)]
+
+
+@pytest.mark.parametrize("measure,protocol", BOOT_CASES)
+def test_every_measure_draw_equals_its_own_score_on_the_resampled_stimuli(measure, protocol):
+    """Identity draw = observed test score; random draws = the measure's own score
+    recomputed on the resampled stimuli (model–brain and brain–brain)."""
+    rng = np.random.default_rng(6)
+    subs = {s: _subject(s, rng) for s in ("01", "02", "03")}
+    rois = ["R0", "R1", "R2"]
+    lp = LPOptions(alphas=(1.0, 10.0, 100.0), inner_cv=3, outer_cv=3, protocol=protocol)
+    feats = {f"L{k}": (rng.standard_normal((24, 5 + k)), rng.standard_normal((12, 5 + k)))
+             for k in range(2)}
+    counts = np.vstack([np.ones((1, 12), dtype=int),
+                        stimulus_bootstrap_draws(1, measure, 3, 12)])
+    rows, _, boot = model_brain_scores(feats, subs["01"], rois, [measure], lp,
+                                       boots={measure: counts})
+    df = pd.DataFrame(rows)
+    test = df[df["split"] == "test"].pivot(index="layer", columns="roi", values="score")
+    np.testing.assert_allclose(boot[measure][0], test.loc[list(feats), rois].to_numpy(),
+                               atol=1e-10)
+    targets = {r: alignment.brain_representation(subs["01"], r, measure) for r in rois}
+    for li, (Ztr, Zte) in enumerate(feats.values()):
+        src = alignment.model_representation(Ztr, Zte, measure)
+        for ri, roi in enumerate(rois):
+            want = [_rescored(measure, lp, src, targets[roi], _idx(c)) for c in counts[1:]]
+            np.testing.assert_allclose(boot[measure][1:, li, ri], want, atol=1e-10)
+
+    bb_rows, bb_boot = brain_brain_rows(subs, "02", rois, measure, lp, counts)
+    bb = pd.DataFrame(bb_rows)
+    bb = bb[(bb["split"] == "test") & (bb["source_subject"] == "03")]
+    want = bb.pivot(index="source_roi", columns="target_roi", values="score").loc[rois, rois]
+    np.testing.assert_allclose(bb_boot[0, 2], want.to_numpy(), atol=1e-10)
+    src = alignment.brain_representation(subs["03"], "R0", measure)
+    tgt = alignment.brain_representation(subs["02"], "R1", measure)
+    np.testing.assert_allclose(bb_boot[1:, 2, 0, 1],
+                               [_rescored(measure, lp, src, tgt, _idx(c)) for c in counts[1:]],
+                               atol=1e-10)
 
 
 # --- APA stage -----------------------------------------------------------------------------------

@@ -244,6 +244,9 @@ def resolve_config(config: dict, repo: Path = DEFAULT_REPO, counts: bool = True)
            "brain_avg_k": [1, 2, 4], "brain_avg_max_sets": 5, "brain_avg_vertices": "union"}
     apa.update(cfg.get("apa") or {})
     cfg["apa"] = apa
+    if apa["missing"] == "pairwise" and apa["ci_method"] == "percentile-bootstrap":
+        raise ConfigError("config key apa.missing: pairwise needs apa.ci_method jackknife-t (the "
+                          "percentile bootstrap resamples assume every subject has every ROI)")
     if apa["ci_method"] == "percentile-bootstrap" and apa["n_bootstrap"] < 1:
         raise ConfigError("config key apa.n_bootstrap: apa.ci_method percentile-bootstrap needs "
                           f"≥ 1 subject resample; found {apa['n_bootstrap']}")

@@ -64,6 +64,31 @@ def _layout(cfg):
     return open_dataset(cfg["dataset"])
 
 
+def roi_adjacency(cfg: dict) -> np.ndarray | None:
+    """The parcel adjacency of ``cfg['rois']`` for the anatomical null, where one is known.
+
+    ``apa.adjacency``: ``atlas`` (default; the ``…_adjacency.tsv`` table beside a BMD atlas's
+    label file, when the atlas ships one, as the synthetic atlas does), a path to a table of
+    adjacent ROI pairs (:func:`alignpatterns.patterns.adjacency.read_adjacency`), or null (no
+    anatomical null).
+    """
+    from alignpatterns.patterns.adjacency import atlas_adjacency_file, read_adjacency
+
+    spec = cfg["apa"].get("adjacency", "atlas")
+    if spec is None:
+        return None
+    if spec == "atlas":
+        layout = _layout(cfg)
+        if getattr(layout, "labels", None) or not hasattr(layout, "atlas_files"):
+            return None  # labels from a user file or per-ROI data: no atlas folder to look in
+        path = atlas_adjacency_file(layout.atlas_files(layout.atlas)[0])
+        if not path.is_file():
+            return None
+    else:
+        path = Path(spec)
+    return read_adjacency(path, cfg["rois"])
+
+
 def synthesize(cfg: dict, out: str) -> None:
     """Write the synthetic dataset of ``cfg['dataset']['synthesize']`` to ``out`` (on a fixed
     thread count, :data:`alignpatterns.synth.dataset.SYNTH_THREADS`)."""
@@ -580,13 +605,24 @@ def apa(cfg: dict, measure: str, mb_path: str, bb_path: str, ceilings_path: str,
                     "S − 2 ≥ 4); found %d: layers are selected by score only",
                     len(cfg["subjects"]))
         selections = [x for x in selections if x != "aps"] or ["score"]
+    missing = a.get("missing", "listwise")  # apa.missing: listwise | pairwise (docs/apa.md)
+    n_perm, floor = int(a["n_permutations"]), (200 if measure.startswith("lp-") else 1000)
+    if 0 < n_perm < floor:
+        log.warning("apa.n_permutations = %d is below the %d stimulus permutations SPEC.md §4 "
+                    "asks of %s: p_stimulus cannot go below %.4f and verdicts are coarse",
+                    n_perm, floor, measure, 1 / (n_perm + 1))
+    if "residual" in a["variants"] and len(cfg["rois"]) < 7:
+        log.warning("apa variant 'residual' needs ≥ 7 ROIs (3 residual degrees of freedom after "
+                    "an intercept and 2 covariates on R − 1 entries); found %d: its APS is NaN",
+                    len(cfg["rois"]))
     rows, summary = run_apa(bb, mb[mb["measure"] == measure],
                             cfg["subjects"], cfg["rois"], measure, variants=a["variants"],
                             matches=a["match"], margin=a["margin"], ceilings=ceilings,
                             min_ceiling=a["min_ceiling"],
                             nulls=load_nulls(null_paths, measure, cfg["subjects"]),
                             selections=selections, ci_method=a.get("ci_method", "jackknife-t"),
-                            n_bootstrap=int(a.get("n_bootstrap", 0)), seed=cfg["seed"])
+                            n_bootstrap=int(a.get("n_bootstrap", 0)), seed=cfg["seed"],
+                            missing=missing)
     if boot_paths is None:  # no bootstrap: NaN columns
         brain_boot, model_boot, n_test = np.empty((0,)), {}, 0
     else:
@@ -595,10 +631,11 @@ def apa(cfg: dict, measure: str, mb_path: str, bb_path: str, ceilings_path: str,
     summary = bootstrap_columns(summary, bb, mb[mb["measure"] == measure], cfg["subjects"],
                                 cfg["rois"], measure, brain_boot, model_boot, n_test,
                                 cfg["seed"], ceilings=ceilings,
-                                min_ceiling=a["min_ceiling"])
+                                min_ceiling=a["min_ceiling"], missing=missing)
     generic = generic_null_rows(bb, cfg["subjects"], cfg["rois"], measure,
                                 variants=a["variants"], matches=a["match"], ceilings=ceilings,
-                                min_ceiling=a["min_ceiling"])
+                                min_ceiling=a["min_ceiling"], adjacency=roi_adjacency(cfg),
+                                missing=missing)
     io.write_table(rows, out_apa, "apa", cfg)
     io.write_table(summary, out_summary, "apa_summary", cfg)
     confusion = roi_identification(bb, mb[mb["measure"] == measure], cfg["subjects"],
@@ -606,7 +643,7 @@ def apa(cfg: dict, measure: str, mb_path: str, bb_path: str, ceilings_path: str,
                                    matches=a["match"], ceilings=ceilings,
                                    min_ceiling=a["min_ceiling"],
                                    n_draws=a["n_identification_permutations"],
-                                   seed=cfg["seed"])
+                                   seed=cfg["seed"], missing=missing)
     io.write_table(generic, out_nulls, "apa_nulls", cfg)
     io.write_table(confusion, out_confusion, "apa_confusion", cfg)
 
@@ -693,6 +730,9 @@ def apa_brain_avg(cfg: dict, bb_path: str, score_paths: Sequence[str], ceilings_
 
     a = cfg["apa"]
     ks = [int(k) for k in a["brain_avg_k"]]
+    if a.get("missing", "listwise") == "pairwise":
+        log.info("apa_brain_avg stays listwise under apa.missing: pairwise (an ROI missing in "
+                 "any subject is left out; docs/apa.md \"Missing cells\")")
     tables = []
     try:
         check_vertex_correspondence(cfg["dataset"])

@@ -207,6 +207,24 @@ def brain_brain_cfg(wildcards):
     return out
 
 
+def apa_cfg():
+    """Config for the apa jobs; with ``apa.adjacency: atlas`` also where the atlas lies (its
+    adjacency table, when it ships one, feeds the anatomical null)."""
+    out = cfg_for("subjects", "rois", "apa", "seed")
+    if CFG["apa"].get("adjacency", "atlas") == "atlas":
+        out["dataset"] = {k: v for k, v in CFG["dataset"].items()
+                          if k in ("format", "root", "space", "version", "atlas", "labels",
+                                   "betas")}
+    return out
+
+
+def adjacency_input(wildcards=None):
+    """A user's adjacency table as an input (a change reruns APA); the atlas's own table comes
+    with the dataset."""
+    spec = CFG["apa"].get("adjacency", "atlas")
+    return [] if spec in (None, "atlas") else [spec]
+
+
 def brain_avg_cfg(wildcards):
     """Config for one brain_avg scoring job: only the settings the scores depend on (not the
     APS variants, so that choosing other variants does not refit)."""

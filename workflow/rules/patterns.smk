@@ -8,6 +8,7 @@ rule apa:
         ceilings="results/tables/ceilings.parquet",
         nulls=model_brain_null_files(),
         boots=brain_brain_boot_files,
+        adjacency=adjacency_input,
         lib=lib("patterns"),
     output:
         apa="results/apa/{measure}/apa.parquet",
@@ -15,7 +16,7 @@ rule apa:
         nulls="results/apa/{measure}/apa_nulls.parquet",
         confusion="results/apa/{measure}/apa_confusion.parquet",
     params:
-        cfg=cfg_for("subjects", "rois", "apa", "seed"),
+        cfg=apa_cfg(),
     log:
         "results/logs/apa/{measure}.log",
     benchmark:

@@ -166,6 +166,39 @@ def load_registry(path: str | Path | None = None) -> dict[str, ModelSpec]:
     return out
 
 
+def untrained_controls(models, registry: dict[str, ModelSpec]) -> dict[str, str]:
+    """Trained candidate → its untrained control among a run's models.
+
+    A candidate with ``weights: random`` controls a trained candidate (any other weights but
+    the oracle's) when both are built from the same registry entry or from entries of one
+    family (an entry and its ``control_of``). The first control in config order wins.
+
+    Parameters
+    ----------
+    models : sequence of dict
+        The resolved config's ``models`` (keys ``name``, ``weights``, ``spec_name``).
+    registry : dict of str to ModelSpec
+
+    Returns
+    -------
+    dict of str to str
+    """
+    def family(m) -> str:
+        spec = m.get("spec_name", m["name"])
+        return (registry[spec].control_of or spec) if spec in registry else spec
+
+    trained: dict[str, list[str]] = {}
+    for m in models:
+        if m["weights"] not in ("random", "oracle"):
+            trained.setdefault(family(m), []).append(m["name"])
+    out: dict[str, str] = {}
+    for m in models:
+        if m["weights"] == "random":
+            for name in trained.get(family(m), []):
+                out.setdefault(name, m["name"])
+    return out
+
+
 @dataclass(frozen=True)
 class FramePolicy:
     """How frames are sampled from a video: ``n_frames`` uniformly over the clip (over the first

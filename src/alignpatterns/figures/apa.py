@@ -617,11 +617,33 @@ def plot_score_vs_aps(summary: pd.DataFrame, apa_summary: pd.DataFrame, measure:
     return finalize(fig)
 
 
+def _trained_untrained_pairs(rows: pd.DataFrame, untrained: str,
+                            controls: Mapping[str, str] | None
+                            ) -> list[tuple[str, str, tuple[pd.DataFrame, pd.DataFrame]]]:
+    """(trained name, legend label, (untrained rows, trained rows)) of every pair in ``rows``:
+    one name under both kinds of weights, and each ``controls`` item present in ``rows``."""
+    w = rows["weights"].astype(object).where(rows["weights"].notna(), "").astype(str)
+    name = rows["candidate"].astype(str)
+    out = []
+    same = sorted(set(name[(w == untrained).to_numpy()]) & set(name[(w != untrained).to_numpy()]))
+    for n in same:
+        u = rows_for(rows, "candidate", n, untrained)
+        for tw in sorted(set(w[((name == n) & (w != untrained)).to_numpy()])):
+            out.append((n, f"{n} ({tw})", (u, rows_for(rows, "candidate", n, tw))))
+    for tn, un in sorted((controls or {}).items()):
+        u = rows_for(rows, "candidate", un, untrained)
+        t = rows.loc[((name == tn) & (w != untrained)).to_numpy()]
+        if len(u) and len(t):
+            out.append((tn, f"{tn} vs {un}", (u, t)))
+    return out
+
+
 @styled
 def plot_trained_vs_untrained(apa_summary: pd.DataFrame, measures: Sequence[str],
                               variant: str = "offdiag", *, match: str = "pearson",
                               untrained: str = "random",
-                              palette: Mapping[str, tuple[str, str]] | None = None) -> Figure:
+                              palette: Mapping[str, tuple[str, str]] | None = None,
+                              controls: Mapping[str, str] | None = None) -> Figure:
     """APS of trained against untrained weights of the same architecture, per ROI.
 
     Parameters
@@ -637,27 +659,29 @@ def plot_trained_vs_untrained(apa_summary: pd.DataFrame, measures: Sequence[str]
         value of the same model name counts as trained.
     palette : mapping, optional
         model name → (colour, marker).
+    controls : mapping, optional
+        Trained candidate → its untrained control, for pairs with two names (candidate names
+        are unique in a run; :func:`alignpatterns.features.registry.untrained_controls` builds
+        the mapping from the config's models). A candidate listed under both kinds of weights
+        (same name) pairs with itself as well.
 
     Returns
     -------
     matplotlib.figure.Figure
-        One axes per measure with the identity line; one line per architecture (gid = model
-        name, points = ROIs). When no model has both kinds of weights, each panel says so
-        (text gid ``"no pairs"``).
+        One axes per measure with the identity line; one line per pair (gid = the trained
+        model's name, points = ROIs). When no pair is in the run, each panel says so (text gid
+        ``"no pairs"``).
     """
     if isinstance(measures, str) or not measures:
         raise ValueError("measures must be a non-empty list of measure names")
     cand = apa_summary.loc[(apa_summary["candidate"].astype(str) != "brain").to_numpy()]
-    cw = cand["weights"].astype(object).where(cand["weights"].notna(), "").astype(str)
-    paired = (set(cand.loc[(cw == untrained).to_numpy(), "candidate"].astype(str))
-              & set(cand.loc[(cw != untrained).to_numpy(), "candidate"].astype(str)))
-    if not paired:
+    if not _trained_untrained_pairs(cand, untrained, controls):
         fig = new_figure(SINGLE_COLUMN + 1.2, 1.6)
         ax = fig.add_subplot()
         ax.set_axis_off()
-        ax.text(0.5, 0.5, f"No model has both {untrained!r} and trained weights in this run.\n"
-                "List an architecture twice in `models` (e.g. weights: pretrained\n"
-                f"and weights: {untrained}) to compare trained with untrained APS.",
+        ax.text(0.5, 0.5, f"No trained model has its {untrained!r}-weights control in this run.\n"
+                "List both in `models`, e.g. {name: vgg11, weights: pretrained} and\n"
+                f"{{name: vgg11_untrained, registry: vgg11, weights: {untrained}}}.",
                 transform=ax.transAxes, ha="center", va="center", color="0.3", gid="no pairs")
         suptitle(fig, f"Trained vs untrained APS · {variant}")
         return finalize(fig)
@@ -672,26 +696,21 @@ def plot_trained_vs_untrained(apa_summary: pd.DataFrame, measures: Sequence[str]
         m = measures[k]
         sel = select(apa_summary, "apa_summary", measure=m, variant=variant, match=match)
         sel = sel.loc[(sel["candidate"].astype(str) != "brain").to_numpy()]
-        w = sel["weights"].astype(object).where(sel["weights"].notna(), "").astype(str)
-        names = sorted(set(sel.loc[(w == untrained).to_numpy(), "candidate"].astype(str))
-                       & set(sel.loc[(w != untrained).to_numpy(), "candidate"].astype(str)))
+        pairs = _trained_untrained_pairs(sel, untrained, controls)
+        names = sorted({name for name, _, _ in pairs})
         fallback = model_palette(names)
         lo, hi = np.inf, -np.inf
-        for name in names:
+        for name, label, (u, t) in pairs:
             color, marker = (palette or {}).get(name, fallback[name])
-            u = rows_for(sel, "candidate", name, untrained)
-            for tw in sorted(set(w[(sel["candidate"].astype(str) == name).to_numpy()
-                                   & (w != untrained).to_numpy()])):
-                t = rows_for(sel, "candidate", name, tw)
-                rois = sorted(set(u["roi"].astype(str)) & set(t["roi"].astype(str)))
-                xu, yt = per_roi(u, rois, "aps_mean"), per_roi(t, rois, "aps_mean")
-                ok = np.isfinite(xu) & np.isfinite(yt)
-                (ln,) = ax.plot(xu[ok], yt[ok], linestyle="none", marker=marker, color=color,
-                                markersize=4, label=f"{name} ({tw})")
-                ln.set_gid(name)
-                if ok.any():
-                    lo = min(lo, xu[ok].min(), yt[ok].min())
-                    hi = max(hi, xu[ok].max(), yt[ok].max())
+            rois = sorted(set(u["roi"].astype(str)) & set(t["roi"].astype(str)))
+            xu, yt = per_roi(u, rois, "aps_mean"), per_roi(t, rois, "aps_mean")
+            ok = np.isfinite(xu) & np.isfinite(yt)
+            (ln,) = ax.plot(xu[ok], yt[ok], linestyle="none", marker=marker, color=color,
+                            markersize=4, label=label)
+            ln.set_gid(name)
+            if ok.any():
+                lo = min(lo, xu[ok].min(), yt[ok].min())
+                hi = max(hi, xu[ok].max(), yt[ok].max())
         if not names:
             ax.text(0.5, 0.5, f"no model has both {untrained!r} and trained\nweights in this "
                     "run: add both to `models`\nto compare them", transform=ax.transAxes,

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from alignpatterns import io
+from alignpatterns.features.registry import load_registry, untrained_controls
 
 from . import apa, brain, conventional, layers, surface
 from ._common import palette_from_models, save_figure
@@ -115,6 +116,7 @@ def render(kind: str, cfg: Mapping, tables: Mapping[str, str], png_path: str | P
                                    title=f"APS per ROI · {measure} · {variant} "
                                    "(ROI-level map: no fsaverage labels)")
     else:  # trained_vs_untrained
+        controls = untrained_controls(cfg.get("models", []), load_registry())
         fig = apa.plot_trained_vs_untrained(t["apa_summary"], list(cfg["measures"]), variant,
-                                            match=match, palette=palette)
+                                            match=match, palette=palette, controls=controls)
     return save_figure(fig, Path(png_path).with_suffix(""))

@@ -41,6 +41,7 @@ from alignpatterns.measures import (
 from alignpatterns.measures.cka import hsic_unbiased
 from alignpatterns.measures.encoding import (
     LPDecomposition,
+    Standardizer,
     lp_decompose,
     lp_oof_predict_decomposed,
     lp_predict_decomposed,
@@ -60,6 +61,14 @@ def is_lp(measure: str) -> bool:
 def rdm_comparison(measure: str) -> str:
     """How an RSA measure compares RDMs: ``pearson`` or ``spearman`` (the name's suffix)."""
     return "pearson" if measure.endswith("-pearson") else "spearman"
+
+
+def lp_score(measure: str) -> str:
+    """How an LP measure scores predictions per vertex: ``r2`` (``lp-ridge-r2``) or
+    ``pearson``."""
+    return "r2" if measure == "lp-ridge-r2" else "pearson"
+
+
 SPLITS = ("train", "test")
 
 
@@ -232,7 +241,7 @@ def score_sources_to_targets(sources: Mapping[str, Representations],
                              "n_source_dims": n_dims,
                              "n_vertices": 0 if tgt_rep is None else tgt_rep.n_dims})
     if boots is not None:
-        if measure != "lp-ridge-pearson":
+        if not is_lp(measure):  # LP: per source above, from its stored test predictions
             boot = _boot_rsa_cka(sources, targets, measure, boots)
         return rows, nulls, boot
     return rows if perms is None else (rows, nulls)
@@ -242,8 +251,8 @@ def _boot_rsa_cka(sources: Mapping[str, Representations],
                   targets: Mapping[str, Representations | None], measure: str,
                   boots: np.ndarray) -> dict[str, np.ndarray]:
     """Test scores of every source against every target under the stimulus-bootstrap draws
-    (RSA, CKA), all sources at once: source name → (n_draws, n_targets), NaN for missing
-    targets."""
+    (RSA with the measure's RDM comparison, CKA), all sources at once: source name →
+    (n_draws, n_targets), NaN for missing targets."""
     from alignpatterns.patterns import stimboot
 
     present = [i for i, rep in enumerate(targets.values()) if rep is not None]
@@ -252,8 +261,10 @@ def _boot_rsa_cka(sources: Mapping[str, Representations],
     if present and names:
         A = np.stack([sources[s].values["test"] for s in names])
         B = np.stack([rep.values["test"] for rep in targets.values() if rep is not None])
-        fn = stimboot.boot_rsa if measure.startswith("rsa-") else stimboot.boot_cka
-        out[:, :, present] = fn(A, B, boots)
+        if measure.startswith("rsa-"):
+            out[:, :, present] = stimboot.boot_rsa(A, B, boots, rdm_comparison(measure))
+        else:
+            out[:, :, present] = stimboot.boot_cka(A, B, boots)
     return {name: out[:, i] for i, name in enumerate(names)}
 
 
@@ -269,7 +280,8 @@ def _scores_null_boot(src: Representations, tgts: Sequence[Representations], mea
                       split: str, lp: LPOptions, perms: np.ndarray | None,
                       boots: np.ndarray | None = None):
     """:func:`_scores_and_null` and, with ``boots`` (n_draws, n_test), the LP test scores under
-    the stimulus-bootstrap draws, shaped (n_draws, n_targets) (else None)."""
+    the stimulus-bootstrap draws with the measure's score (:func:`lp_score`), shaped
+    (n_draws, n_targets) (else None)."""
     from alignpatterns.patterns import stimboot
 
     # RSA and CKA bootstrap scores are computed for all sources at once (_boot_rsa_cka)
@@ -287,7 +299,7 @@ def _scores_null_boot(src: Representations, tgts: Sequence[Representations], mea
         Ls = [t.values[split] for t in tgts]
         return scores, None if perms is None else permuted_cka(a, Ls, perms), None
     if lp.protocol == "paper":
-        return (*_paper_lp_scores(src, tgts, measure, split, lp, perms), None)
+        return _paper_lp_scores(src, tgts, measure, split, lp, perms, boots)
     # LP: all targets in one ridge problem, scored per target ROI
     widths = [t.n_dims for t in tgts]
     edges = np.cumsum([0, *widths])
@@ -299,14 +311,20 @@ def _scores_null_boot(src: Representations, tgts: Sequence[Representations], mea
     else:
         Y_true = Y_train
         Y_pred = lp_oof_predict_decomposed(dec, Y_train, lp.alphas, inner_cv=lp.inner_cv)
+    # R² needs data and predictions in one unit. Pearson r does not, and out of fold it stays in
+    # z-units on purpose: mapping each fold back adds its training mean, and pooled fold means
+    # correlate negatively with the data (a zero layer would score ≈ −0.3 instead of NaN)
+    if lp_score(measure) == "r2":
+        Y_pred = lp_data_units(Y_pred, Y_train, dec, split)
     with warnings.catch_warnings():  # constant target vertices score NaN, averaged out below
         warnings.simplefilter("ignore", RuntimeWarning)
-        r = (r2_score(Y_true, Y_pred) if measure == "lp-ridge-r2"
+        r = (r2_score(Y_true, Y_pred) if lp_score(measure) == "r2"
              else correlation_score(Y_true, Y_pred))
     # NaN (without numpy's "mean of empty slice") for a target whose vertices are all constant
     scores = [float(np.nanmean(r[lo:hi])) if np.isfinite(r[lo:hi]).any() else np.nan
               for lo, hi in zip(edges[:-1], edges[1:], strict=True)]
-    bt = None if boots is None else stimboot.boot_lp(Y_true, Y_pred, boots, edges)
+    bt = (None if boots is None
+          else stimboot.boot_lp(Y_true, Y_pred, boots, edges, lp_score(measure)))
     if perms is None:
         return scores, None, bt
     if measure == "lp-ridge-r2":
@@ -319,15 +337,57 @@ def _scores_null_boot(src: Representations, tgts: Sequence[Representations], mea
     return scores, null, bt
 
 
-def _paper_lp_scores(src: Representations, tgts: Sequence[Representations], measure: str,
-                     split: str, lp: LPOptions, perms: np.ndarray | None):
-    """``lp.protocol: paper``: one fit of the released recipe per target ROI (its alpha shared
-    by the ROI's vertices), reused for both splits; scores and, with ``perms``, the test null
-    shaped (n_draws, n_targets)."""
-    from alignpatterns.measures.lp_paper import fit_paper_lp, fold_scores, permuted_scores
+def lp_data_units(Y_pred: np.ndarray, Y_train: np.ndarray, dec: LPDecomposition,
+                  split: str) -> np.ndarray:
+    """Map LP predictions from z-scored target units back to the units of the data.
 
-    score = "r2" if measure == "lp-ridge-r2" else "pearson"
-    scores, nulls = [], []
+    The default LP ridge is fitted on targets z-scored with the statistics of its training
+    rows (:class:`~alignpatterns.measures.encoding.Standardizer`), so its predictions are in
+    those units; they are mapped back with the same statistics (never test statistics), so that
+    R² = 1 − SS_res/SS_tot compares them with the data in one unit. On the test split this is
+    R² of the test data z-scored with the train statistics; out of fold, each fold's
+    predictions are mapped with the statistics of that fold's training part.
+
+    Parameters
+    ----------
+    Y_pred : ndarray, shape (n_rows, n_targets)
+        Test predictions (``split="test"``) or out-of-fold train predictions (``"train"``).
+    Y_train : ndarray, shape (n_train, n_targets)
+        The training targets the ridge was fitted on (data units).
+    dec : LPDecomposition
+        The source decomposition that made ``Y_pred`` (its outer folds for ``"train"``).
+    split : {"train", "test"}
+
+    Returns
+    -------
+    ndarray, shape (n_rows, n_targets)
+        ``Y_pred * sd_train + mean_train`` (ddof 0; constant training targets map to their
+        mean).
+    """
+    Y_train = np.asarray(Y_train, dtype=np.float64)
+    if split == "test":
+        parts = [(slice(None), slice(None))]
+    else:
+        parts = [(tr, te) for tr, te, *_ in dec.folds]
+    out = np.empty(Y_pred.shape)
+    for fit_rows, pred_rows in parts:
+        ys = Standardizer().fit(Y_train[fit_rows])
+        out[pred_rows] = Y_pred[pred_rows] * ys.scale_ + ys.mean_
+    return out
+
+
+def _paper_lp_scores(src: Representations, tgts: Sequence[Representations], measure: str,
+                     split: str, lp: LPOptions, perms: np.ndarray | None,
+                     boots: np.ndarray | None = None):
+    """``lp.protocol: paper``: one fit of the released recipe per target ROI (its alpha shared
+    by the ROI's vertices), reused for both splits; scores, with ``perms`` the test null and
+    with ``boots`` the test scores under the stimulus-bootstrap draws (mean over the fold
+    models, as the score), each shaped (n_draws, n_targets) (else None)."""
+    from alignpatterns.measures.lp_paper import fit_paper_lp, fold_scores, permuted_scores
+    from alignpatterns.patterns.stimboot import boot_lp_folds
+
+    score = lp_score(measure)
+    scores, nulls, boot = [], [], []
     for t in tgts:
         key = ("paper-lp", id(t), lp)
         if key not in src.cache:  # the fold models serve the train and the test score
@@ -338,7 +398,10 @@ def _paper_lp_scores(src: Representations, tgts: Sequence[Representations], meas
         scores.append(fold_scores(fit, split, score)[0])
         if perms is not None:
             nulls.append(permuted_scores(fit, perms, score)[:, 0])
-    return scores, None if perms is None else np.column_stack(nulls)
+        if boots is not None:
+            boot.append(boot_lp_folds(fit.Y_test, fit.test, boots, score=score)[:, 0])
+    return (scores, None if perms is None else np.column_stack(nulls),
+            None if boots is None else np.column_stack(boot))
 
 
 def permuted_rsa(a: np.ndarray, B: np.ndarray, perms: np.ndarray) -> np.ndarray:
@@ -622,7 +685,7 @@ def brain_brain_rows(subjects: Mapping[str, SubjectData], target: str, rois: Seq
                                      brain_representation, sd, roi, measure)) is not None}
         missing = [roi for roi in rois if roi not in sources]
         # LP rescores each source's stored predictions; RSA and CKA all sources at once below
-        lp_boots = boots if measure == "lp-ridge-pearson" else None
+        lp_boots = boots if is_lp(measure) else None
         out = score_sources_to_targets(sources, targets, measure, lp, None, lp_boots)
         if lp_boots is not None:
             out, _, bt = out

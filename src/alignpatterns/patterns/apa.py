@@ -32,6 +32,7 @@ import pandas as pd
 from scipy import stats
 
 from alignpatterns.measures.stats import fdr_bh, permutation_p_value
+from alignpatterns.patterns.adjacency import adjacency_profiles
 
 VARIANTS = ("full", "offdiag", "normalized", "normalized_offdiag", "residual")
 OFFDIAG_VARIANTS = ("offdiag", "normalized_offdiag", "residual")
@@ -93,6 +94,20 @@ def complete_rois(tensor: BrainTensor) -> list[str]:
         if ok:
             keep.append(roi)
     return keep
+
+
+MISSING = ("listwise", "pairwise")
+
+
+def present_cells(A: np.ndarray) -> np.ndarray:
+    """P[s, k]: ROI k of subject s is a cell (``apa.missing: pairwise``), shape (S, R) bool.
+
+    The rule of :func:`complete_rois`, per subject: some partner scores the cell as a target
+    (A[s′, s, :, k]) and as a source (A[s, s′, k, :]); ``complete_rois`` keeps the ROIs with
+    P[:, k] all true.
+    """
+    fin = np.isfinite(A)
+    return fin.any(axis=(0, 2)) & fin.any(axis=(1, 3))
 
 
 def _corr(x: np.ndarray, y: np.ndarray, match: str) -> float:
@@ -205,6 +220,8 @@ class _Cell:
     spec: dict[int, float]
     layer: dict[int, int]
     relerr: dict[int, float]
+    # pairwise only: entries finite in both vectors per (target, stand-in) row
+    n_used: dict[tuple[int, int], int] = field(default_factory=dict)
 
 
 @dataclass
@@ -217,7 +234,15 @@ class _VariantData:
     ceil: np.ndarray                 # (S, R) target ceilings (NaN if unknown)
     scale: np.ndarray                # (S, R) divisor of column r′ for target s (1 if raw)
     train: np.ndarray | None = None  # (S, S, R, R) train tensor, scaled as A (selection 'aps')
+    present: np.ndarray | None = None  # (S, R) cells (apa.missing pairwise); None: listwise
     cache: dict = field(default_factory=dict, repr=False)
+
+    def rows(self, s: int, s2: int) -> np.ndarray:
+        """(R,) bool: whether the row (target s, stand-in s*, ROI r) exists — always under
+        listwise; under pairwise iff ROI r is a cell of both s and s* (:func:`present_cells`)."""
+        if self.present is None:
+            return np.ones(self.A.shape[2], dtype=bool)
+        return self.present[s] & self.present[s2]
 
     def paired(self, s2: int, s: int) -> bool:
         """Whether the tensor holds the pair s2 → s (stand-ins of s are its source partners;
@@ -405,6 +430,9 @@ def _train_aps(vd: _VariantData, ms: ModelScores, others: Sequence[int], match: 
     else:
         rho = _masked_pearson(Xb, Yb, fx & fy)
     rho[np.arange(T), np.arange(T)] = np.nan                          # t = u is no pair
+    if vd.present is not None:  # pairwise: only rows whose ROI is a cell of both t and u
+        pres = vd.present[o]
+        rho = np.where((pres[:, None, :] & pres[None, :, :])[:, :, None, :], rho, np.nan)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         return np.nanmean(rho, axis=(0, 1))
@@ -442,6 +470,9 @@ def _candidate_cells(vd: _VariantData, refs, members, match, profiles, key) -> l
     cells = [_Cell({}, {}, {}, {}, {}) for _ in range(R)]
     diag = np.eye(R, dtype=bool)
     for s in members:
+        if vd.present is not None:
+            _pairwise_target(vd, pairs, refs, members, s, cells, norm)
+            continue
         vals, specs, errs = [], [], []
         for s2 in members:
             if s2 == s or not vd.paired(s2, s):
@@ -470,6 +501,43 @@ def _candidate_cells(vd: _VariantData, refs, members, match, profiles, key) -> l
             cells[r].relerr[s] = float(err[r])
     vd.cache[ck] = cells
     return cells
+
+
+def _pairwise_target(vd: _VariantData, pairs, refs, members, s: int, cells: list[_Cell],
+                     norm: bool) -> None:
+    """Fill ``cells`` for target ``s`` under ``apa.missing: pairwise``.
+
+    Only the rows that exist (ROI r a cell of both s and the stand-in s*, :meth:`_VariantData.
+    rows`) enter: per_pair, n_used (entries finite in both vectors) and the target's APS,
+    specificity and relerr, the means over its existing rows (NaN if one of them is undefined,
+    as listwise). A target without any row for r gets no value for r (it is left out of the
+    ROI's means over targets, not counted as NaN)."""
+    R = vd.A.shape[2]
+    diag = np.eye(R, dtype=bool)
+    got: list[list[tuple[float, float, float]]] = [[] for _ in range(R)]
+    for s2 in members:
+        if s2 == s or not vd.paired(s2, s):
+            continue
+        ok = vd.rows(s, s2)
+        if not ok.any():
+            continue
+        C, P, lay = pairs[s, s2]
+        ref = refs[s, s2]
+        v = np.diag(C)
+        with warnings.catch_warnings():  # all-NaN profiles give NaN, by design
+            warnings.simplefilter("ignore", RuntimeWarning)
+            other = np.nanmean(np.where(diag, np.nan, C), axis=1)
+        err = _relerr_rows(P, ref, vd.mask) if norm else np.full(R, np.nan)
+        used = (vd.mask & np.isfinite(P) & np.isfinite(ref)).sum(axis=1)
+        for r in np.flatnonzero(ok):
+            cells[r].per_pair[s, s2] = float(v[r])
+            cells[r].n_used[s, s2] = int(used[r])
+            cells[r].layer[s] = int(lay[r])
+            got[r].append((float(v[r]), float(v[r] - other[r]), float(err[r])))
+    for r in range(R):
+        if got[r]:
+            a, sp, e = np.mean(got[r], axis=0)
+            cells[r].aps[s], cells[r].spec[s], cells[r].relerr[s] = float(a), float(sp), float(e)
 
 
 def _brain_profiles(vd: _VariantData):
@@ -503,16 +571,27 @@ def _model_cell(vd: _VariantData, refs, members, r, match, ms: ModelScores,
 
 
 def _variant_data(variant: str, A: np.ndarray, ceil: np.ndarray, min_ceiling: float,
-                  train: np.ndarray | None = None) -> _VariantData:
+                  train: np.ndarray | None = None, missing: str = "listwise") -> _VariantData:
+    """What ``variant`` compares, from the raw test tensor A (and train tensor).
+
+    ``missing="pairwise"`` records the cells (:func:`present_cells` of A) and judges a
+    normalized column only by the subjects that have that ROI: column r′ is dropped if a
+    subject with the cell has a ceiling below ``min_ceiling`` (or none); a subject without the
+    cell has a NaN scale there."""
+    if missing not in MISSING:
+        raise ValueError(f"apa.missing must be one of {MISSING}, got {missing!r}")
     S, _, R, _ = A.shape
+    present = present_cells(A) if missing == "pairwise" else None
     if variant in NORMALIZED_VARIANTS:
         with np.errstate(invalid="ignore"):
-            columns = np.all(ceil >= min_ceiling, axis=0)
+            high = ceil >= min_ceiling
+            columns = np.all(high if present is None else high | ~present, axis=0)
         scale = np.where(columns[None, :], ceil, np.nan)
         An = A / scale[None, :, None, :]
         Tn = None if train is None else train / scale[None, :, None, :]
-        return _VariantData(variant, An, columns, ceil, scale, Tn)
-    return _VariantData(variant, A, np.ones(R, dtype=bool), ceil, np.ones((S, R)), train)
+        return _VariantData(variant, An, columns, ceil, scale, Tn, present)
+    return _VariantData(variant, A, np.ones(R, dtype=bool), ceil, np.ones((S, R)), train,
+                        present)
 
 
 def _rowwise_corr(P: np.ndarray, y: np.ndarray, match: str) -> np.ndarray:
@@ -536,6 +615,8 @@ def _null_aps(vd: _VariantData, refs, members, r, match, ms: ModelScores, N: np.
     ``N`` (n_draws, n_layers, n_subjects, n_rois) holds the candidate's test scores with its
     stimuli permuted; layers are selected on train exactly as for the observed APS.
     """
+    if vd.present is not None:
+        return _null_aps_pairwise(vd, refs, members, r, match, ms, N, selection)
     cols = vd.entries(r)
     per_target = []
     for s in members:
@@ -557,6 +638,60 @@ def _null_aps(vd: _VariantData, refs, members, r, match, ms: ModelScores, N: np.
             vals.append(_rowwise_corr(x, y, match))
         per_target.append(np.mean(vals, axis=0))
     return np.mean(per_target, axis=0)
+
+
+def _null_aps_pairwise(vd: _VariantData, refs, members, r, match, ms: ModelScores,
+                       N: np.ndarray, selection: str = "score") -> np.ndarray:
+    """:func:`_null_aps` under ``apa.missing: pairwise``: the rows and targets of the observed
+    APS (:func:`_pairwise_target`), each ρ on the entries finite in the reference and in every
+    draw's profile (NaN below 3 entries)."""
+    cols = vd.entries(r)
+    per_target = []
+    for s in members:
+        vals = []
+        for s2 in members:
+            if s2 == s or not vd.paired(s2, s) or not vd.rows(s, s2)[r]:
+                continue
+            lay = _select_layer(ms, members, s, r, selection, vd, match)
+            if lay < 0:
+                return np.full(N.shape[0], np.nan)
+            prof = N[:, lay, s, :] / vd.scale[s]
+            ref = refs[s, s2]
+            x, y = prof[:, cols], ref[r, cols]
+            ok = np.isfinite(y) & np.all(np.isfinite(x), axis=0)
+            if vd.variant == "residual":
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    cov = np.vstack([np.nanmean(ref[:, cols], axis=0), vd.ceil[s, cols]])
+                ok &= np.all(np.isfinite(cov), axis=0)
+                Z = np.column_stack([np.ones(ok.sum()), cov[:, ok].T])
+                if ok.sum() - np.linalg.matrix_rank(Z) < 3:
+                    vals.append(np.full(N.shape[0], np.nan))
+                    continue
+                proj = Z @ np.linalg.pinv(Z)
+                x, y = x[:, ok] - x[:, ok] @ proj.T, y[ok] - proj @ y[ok]
+            else:
+                x, y = x[:, ok], y[ok]
+            vals.append(_rowwise_corr(x, y, match) if y.size >= 3
+                        else np.full(N.shape[0], np.nan))
+        if vals:
+            per_target.append(np.mean(vals, axis=0))
+    return np.mean(per_target, axis=0) if per_target else np.full(N.shape[0], np.nan)
+
+
+def _mean_of(values) -> float:
+    """Mean of a cell's per-subject values (a dict) or of a list; NaN when there is none
+    (pairwise: an ROI without any row)."""
+    values = list(values.values()) if isinstance(values, dict) else list(values)
+    return float(np.mean(values)) if values else np.nan
+
+
+def _n_entries(base: dict, vd: _VariantData, cell: _Cell) -> int:
+    """``n_entries`` of a summary row: the variant's entry count (listwise), or the fewest
+    entries any of the cell's (target, stand-in) rows compared (pairwise; 0 without rows)."""
+    if vd.present is None:
+        return base["n_entries"]
+    return min(cell.n_used.values(), default=0)
 
 
 def _p_value(observed: float, null: np.ndarray) -> float:
@@ -622,10 +757,21 @@ def _bootstrap_ci(per_subject: np.ndarray, idx: np.ndarray, level: float = 0.95
 
 
 def _prepared(bb: pd.DataFrame, subjects: list[str], rois: Sequence[str], measure: str,
-              ceilings: pd.DataFrame | None) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """ROIs complete in every subject, the test tensor A[s′, s, r, r′] on them, and the target
-    ceilings C[s, r′] (NaN without a ceilings table)."""
-    kept = complete_rois(brain_tensor(bb, subjects, rois))
+              ceilings: pd.DataFrame | None, missing: str = "listwise"
+              ) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """The ROIs kept, the test tensor A[s′, s, r, r′] on them, and the target ceilings C[s, r′]
+    (NaN without a ceilings table).
+
+    ``missing="listwise"`` keeps the ROIs complete in every subject; ``"pairwise"`` every ROI
+    that is a cell of at least one subject (missing cells stay NaN in A)."""
+    if missing not in MISSING:
+        raise ValueError(f"apa.missing must be one of {MISSING}, got {missing!r}")
+    full = brain_tensor(bb, subjects, rois)
+    if missing == "pairwise":
+        cells = present_cells(full.values)
+        kept = [roi for k, roi in enumerate(full.rois) if cells[:, k].any()]
+    else:
+        kept = complete_rois(full)
     A = brain_tensor(bb, subjects, kept).values
     ceil = (target_ceilings(ceilings, measure, subjects, kept) if ceilings is not None
             else np.full((len(subjects), len(kept)), np.nan))
@@ -639,9 +785,12 @@ def _model_rows(base, vd, refs, loo_refs, members, loo_members, r, match, ms, se
     rows = []
     for (s, s2), v in full.per_pair.items():
         lay = full.layer[s]
-        rows.append({**base, "candidate": ms.name, "weights": ms.weights,
-                     "layer": ms.layers[lay] if lay >= 0 else pd.NA, "subject": subjects[s],
-                     "stand_in_subject": subjects[s2], "aps": v})
+        row = {**base, "candidate": ms.name, "weights": ms.weights,
+               "layer": ms.layers[lay] if lay >= 0 else pd.NA, "subject": subjects[s],
+               "stand_in_subject": subjects[s2], "aps": v}
+        if vd.present is not None:  # pairwise: the entries this row compared
+            row["n_entries"] = full.n_used[s, s2]
+        rows.append(row)
     return rows
 
 
@@ -652,16 +801,19 @@ def _model_summary(base, vd, refs, loo_refs, members, loo_members, r, match, ms,
     ``boot`` (subject resamples, :func:`_subject_resamples`) switches the intervals from the
     delete-one-subject jackknife-t to the paper preset's percentile bootstrap."""
     full = _model_cell(vd, refs, members, r, match, ms, selection)
-    m_mean = float(np.mean(list(full.aps.values())))
-    d_full = float(np.mean([full.aps[s] - brain_full.aps[s] for s in members]))
-    sp = float(np.mean(list(full.spec.values())))
+    m_mean = _mean_of(full.aps)
+    # targets with a value (all members listwise; pairwise those with rows, as the brain's)
+    d_full = _mean_of([full.aps[s] - brain_full.aps[s] for s in brain_full.aps
+                       if s in full.aps])
+    sp = _mean_of(full.spec)
     if boot is None:
         loo = {j: _model_cell(vd, loo_refs[j], loo_members[j], r, match, ms, selection)
                for j in members}
-        m_loo = [float(np.mean(list(loo[j].aps.values()))) for j in members]
-        d_loo = [float(np.mean([loo[j].aps[s] - brain_loo[j].aps[s] for s in loo_members[j]]))
+        m_loo = [_mean_of(loo[j].aps) for j in members]
+        d_loo = [_mean_of([loo[j].aps[s] - brain_loo[j].aps[s] for s in brain_loo[j].aps
+                           if s in loo[j].aps])
                  for j in members]
-        sp_loo = [float(np.mean(list(loo[j].spec.values()))) for j in members]
+        sp_loo = [_mean_of(loo[j].spec) for j in members]
         lo, hi = _jackknife_ci(m_mean, m_loo)
         dlo, dhi = _jackknife_ci(d_full, d_loo)
         sp_lo = _jackknife_ci(sp, sp_loo)[0]
@@ -675,16 +827,16 @@ def _model_summary(base, vd, refs, loo_refs, members, loo_members, r, match, ms,
     p_stim = (np.nan if N is None or N.shape[0] == 0 else
               _p_value(m_mean, _null_aps(vd, refs, members, r, match, ms, N, selection)))
     # most common selected layer across target subjects (display)
-    lays = [full.layer[s] for s in members if full.layer[s] >= 0]
+    lays = [lay for lay in full.layer.values() if lay >= 0]
     layer = ms.layers[max(set(lays), key=lays.count)] if lays else pd.NA
     return {"measure": base["measure"], "variant": base["variant"], "match": match,
             "selection": selection, "candidate": ms.name, "weights": ms.weights,
             "roi": base["roi"], "layer": layer, "n_subjects": S,
-            "n_entries": base["n_entries"], "ci_method": ci_method, "aps_mean": m_mean,
+            "n_entries": _n_entries(base, vd, full), "ci_method": ci_method, "aps_mean": m_mean,
             "aps_ci_low": lo, "aps_ci_high": hi, "brain_aps_mean": b_mean, "delta": d_full,
             "delta_ci_low": dlo, "delta_ci_high": dhi, "margin": margin, "spec_margin": sp,
             "spec_ci_low": sp_lo,
-            "relerr": float(np.mean(list(full.relerr.values()))), "p_stimulus": p_stim,
+            "relerr": _mean_of(full.relerr), "p_stimulus": p_stim,
             "q_stimulus": np.nan, "passes": pd.NA}
 
 
@@ -695,7 +847,7 @@ def run_apa(bb: pd.DataFrame, mb: pd.DataFrame, subjects: Sequence[str], rois: S
             nulls: dict[str, np.ndarray] | None = None,
             selections: Sequence[str] = ("score",),
             ci_method: str = "jackknife-t", n_bootstrap: int = 1000, seed: int = 0,
-            ) -> tuple[pd.DataFrame, pd.DataFrame]:
+            missing: str = "listwise") -> tuple[pd.DataFrame, pd.DataFrame]:
     """APA for one measure.
 
     Parameters
@@ -705,7 +857,8 @@ def run_apa(bb: pd.DataFrame, mb: pd.DataFrame, subjects: Sequence[str], rois: S
     mb : DataFrame
         model_brain rows of this measure (all candidates).
     subjects, rois : sequences of str
-        Subjects and ROIs (display order). ROIs missing in any subject are dropped (listwise).
+        Subjects and ROIs (display order). ROIs missing in any subject are dropped (listwise)
+        or kept (pairwise, ``missing``).
     measure : str
     variants, matches : sequences of str
     margin : float
@@ -719,8 +872,8 @@ def run_apa(bb: pd.DataFrame, mb: pd.DataFrame, subjects: Sequence[str], rois: S
         Test scores of each candidate with its stimuli permuted (one permutation per draw for
         all subjects and ROIs; layers in ``layer_index`` order, subjects and ROIs in the order
         of ``subjects`` and ``rois``). They give ``p_stimulus`` (one-sided, APS_model against
-        its permutation distribution), ``q_stimulus`` (Benjamini–Hochberg over candidates ×
-        ROIs within each variant × match) and the verdict
+        its permutation distribution), ``q_stimulus`` (Benjamini–Hochberg over the candidate's
+        ROIs within each variant × match × selection) and the verdict
         ``passes = (Δ_ci_low > −margin) ∧ (spec_ci_low > 0) ∧ (q_stimulus < 0.05)``; without
         them (or with fewer than 6 subjects) the verdict is NA.
     selections : sequence of str
@@ -737,6 +890,13 @@ def run_apa(bb: pd.DataFrame, mb: pd.DataFrame, subjects: Sequence[str], rois: S
         Subject resamples of the percentile bootstrap.
     seed : int
         The config's seed (streams of the percentile bootstrap).
+    missing : {"listwise", "pairwise"}
+        ``apa.missing``. Pairwise keeps an ROI missing in some subjects: references are
+        nan-means per entry, a (target, stand-in, ROI) row exists only where the ROI is a cell
+        of both subjects, each ρ uses the entries finite in both vectors (≥ 3), means run over
+        the rows and targets that exist, and ``n_entries`` counts the entries compared (per
+        row; the fewest over the rows in the summary). Needs ``ci_method="jackknife-t"``
+        (docs/apa.md "Missing cells").
 
     Returns
     -------
@@ -751,6 +911,12 @@ def run_apa(bb: pd.DataFrame, mb: pd.DataFrame, subjects: Sequence[str], rois: S
                          f"brain baseline; found {len(subjects)}")
     if ci_method not in CI_METHODS:
         raise ValueError(f"ci_method must be one of {CI_METHODS}, got {ci_method!r}")
+    if missing not in MISSING:
+        raise ValueError(f"apa.missing must be one of {MISSING}, got {missing!r}")
+    if missing == "pairwise" and ci_method != "jackknife-t":
+        raise ValueError("ci_method 'percentile-bootstrap' is not supported with apa.missing: "
+                         "pairwise (the paper's resamples assume every subject has every ROI); "
+                         "use jackknife-t or apa.missing: listwise")
     jackknife = ci_method == "jackknife-t"
     for v in variants:
         _entries(v, 1, 0)
@@ -766,7 +932,7 @@ def run_apa(bb: pd.DataFrame, mb: pd.DataFrame, subjects: Sequence[str], rois: S
                              f"jackknife resample selects from S − 2 ≥ 4); found {len(subjects)}")
         if not (bb["split"] == "train").any():
             raise ValueError("selection 'aps' needs the train-split brain_brain rows; none found")
-    kept, A, ceil = _prepared(bb, subjects, rois, measure, ceilings)
+    kept, A, ceil = _prepared(bb, subjects, rois, measure, ceilings, missing)
     cands = model_scores(mb, subjects, kept)
     kept_idx = [list(rois).index(r) for r in kept]
     cand_nulls = {}
@@ -786,7 +952,7 @@ def run_apa(bb: pd.DataFrame, mb: pd.DataFrame, subjects: Sequence[str], rois: S
     train = (brain_tensor(bb, subjects, kept, split="train").values if "aps" in selections
              else None)
     for variant in variants:
-        vd = _variant_data(variant, A, ceil, min_ceiling, train)
+        vd = _variant_data(variant, A, ceil, min_ceiling, train, missing)
         # no train-APS selection for residual (its covariates are per reference)
         model_selections = [x for x in selections if not (x == "aps" and variant == "residual")]
         norm = variant in NORMALIZED_VARIANTS
@@ -803,11 +969,11 @@ def run_apa(bb: pd.DataFrame, mb: pd.DataFrame, subjects: Sequence[str], rois: S
                              for j in members} if jackknife else {}
                 boot = (None if jackknife else
                         _subject_resamples(seed, measure, roi, S, n_bootstrap))
-                b_mean = float(np.mean(list(brain_full.aps.values())))
-                bs_mean = float(np.mean(list(brain_full.spec.values())))
+                b_mean = _mean_of(brain_full.aps)
+                bs_mean = _mean_of(brain_full.spec)
                 if jackknife:
-                    b_loo = [float(np.mean(list(brain_loo[j].aps.values()))) for j in members]
-                    bs_loo = [float(np.mean(list(brain_loo[j].spec.values()))) for j in members]
+                    b_loo = [_mean_of(brain_loo[j].aps) for j in members]
+                    bs_loo = [_mean_of(brain_loo[j].spec) for j in members]
                     lo, hi = _jackknife_ci(b_mean, b_loo)
                     bs_lo = _jackknife_ci(bs_mean, bs_loo)[0]
                 else:
@@ -822,16 +988,19 @@ def run_apa(bb: pd.DataFrame, mb: pd.DataFrame, subjects: Sequence[str], rois: S
                     for (s, s2), v in brain_full.per_pair.items():
                         apa_rows.append({**base, "candidate": BRAIN, "weights": pd.NA,
                                          "layer": pd.NA, "subject": subjects[s],
-                                         "stand_in_subject": subjects[s2], "aps": v})
+                                         "stand_in_subject": subjects[s2], "aps": v,
+                                         **({"n_entries": brain_full.n_used[s, s2]}
+                                            if vd.present is not None else {})})
                     summary_rows.append({
                         "measure": measure, "variant": variant, "match": match,
                         "selection": selection, "candidate": BRAIN,
                         "weights": pd.NA, "roi": roi, "layer": pd.NA, "n_subjects": S,
-                        "n_entries": n_entries, "ci_method": ci_method, "aps_mean": b_mean,
+                        "n_entries": _n_entries(base, vd, brain_full), "ci_method": ci_method,
+                        "aps_mean": b_mean,
                         "aps_ci_low": lo, "aps_ci_high": hi, "brain_aps_mean": b_mean,
                         "delta": 0.0, "delta_ci_low": np.nan, "delta_ci_high": np.nan,
                         "margin": margin, "spec_margin": bs_mean, "spec_ci_low": bs_lo,
-                        "relerr": float(np.mean(list(brain_full.relerr.values()))),
+                        "relerr": _mean_of(brain_full.relerr),
                         "p_stimulus": np.nan, "q_stimulus": np.nan, "passes": pd.NA})
                 for selection in model_selections:
                     base = {"measure": measure, "variant": variant, "match": match,
@@ -850,14 +1019,20 @@ def run_apa(bb: pd.DataFrame, mb: pd.DataFrame, subjects: Sequence[str], rois: S
 
 
 def _verdicts(summary: pd.DataFrame, n_subjects: int) -> pd.DataFrame:
-    """q_stimulus (BH within measure × variant × match over candidates × ROIs) and passes."""
+    """q_stimulus and passes.
+
+    Benjamini–Hochberg runs over one candidate's ROIs within measure × variant × match ×
+    selection: each candidate's set of claims ("m is a model of r" for every ROI r) is one
+    family. Pooling candidates would make every verdict depend on which other models a study
+    happens to include (SPEC.md §4: adding a model changes no other row)."""
     if summary.empty:
         return summary
     summary["passes"] = pd.array([pd.NA] * len(summary), dtype="boolean")
     for col in SENSITIVITY_COLUMNS.values():
         summary[col] = pd.array([pd.NA] * len(summary), dtype="boolean")
     models = summary["candidate"] != BRAIN
-    family = ["measure", "variant", "match"] + (["selection"] if "selection" in summary else [])
+    family = (["measure", "variant", "match"] + (["selection"] if "selection" in summary else [])
+              + ["candidate"])
     for _, g in summary[models].groupby(family, sort=False):
         q = fdr_bh(g["p_stimulus"].to_numpy(dtype=float))
         summary.loc[g.index, "q_stimulus"] = q
@@ -874,12 +1049,20 @@ def _verdicts(summary: pd.DataFrame, n_subjects: int) -> pd.DataFrame:
 
 
 GENERIC_NULLS = ("target-reliability", "grand-mean")
+#: The anatomical null, scored where a parcel adjacency is known.
+ADJACENCY_NULL = "adjacency"
 
 
-def _null_profiles(name: str, vd: _VariantData, refs):
-    """(s, s*) → (profiles (R, R), layers) of a generic null (N2): one profile for all ROIs."""
+def _null_profiles(name: str, vd: _VariantData, refs, adjacency: np.ndarray | None = None):
+    """(s, s*) → (profiles (R, R), layers) of a generic null (N2): one profile for all ROIs,
+    except ``adjacency`` (row r: 0.9 ** path length from ROI r, given as ``adjacency``)."""
     R = vd.A.shape[2]
     none = np.full(R, -1)
+    if name == ADJACENCY_NULL:
+        if adjacency is None or adjacency.shape != (R, R):
+            raise ValueError(f"the adjacency null needs ({R}, {R}) profiles, got "
+                             f"{None if adjacency is None else adjacency.shape}")
+        return lambda s, s2: (adjacency, none)
     if name == "target-reliability":
         return lambda s, s2: (np.tile(vd.ceil[s] / vd.scale[s], (R, 1)), none)
     if name == "grand-mean":
@@ -888,20 +1071,26 @@ def _null_profiles(name: str, vd: _VariantData, refs):
                 warnings.simplefilter("ignore", RuntimeWarning)
                 return np.tile(np.nanmean(refs[s, s2], axis=0), (R, 1)), none
         return grand_mean
-    raise ValueError(f"unknown generic null {name!r}; expected one of {GENERIC_NULLS}")
+    raise ValueError(f"unknown generic null {name!r}; expected one of "
+                     f"{GENERIC_NULLS + (ADJACENCY_NULL,)}")
 
 
 def generic_null_rows(bb: pd.DataFrame, subjects: Sequence[str], rois: Sequence[str],
                       measure: str, variants: Sequence[str] = ("full", "offdiag"),
                       matches: Sequence[str] = ("pearson",), ceilings: pd.DataFrame | None = None,
-                      min_ceiling: float = 0.1) -> pd.DataFrame:
+                      min_ceiling: float = 0.1, adjacency: np.ndarray | None = None,
+                      missing: str = "listwise") -> pd.DataFrame:
     """APS of generic profiles standing in for every ROI (SPEC.md §4, nulls N2).
 
     ``target-reliability``: the target subject's ceiling profile C_s (constant after
     normalisation, hence NaN on the normalized variants); ``grand-mean``: the reference's mean
-    over source ROIs, mean_r ā^{−{s,s*}}[r, :]. Both are scored against exactly the references
-    of :func:`run_apa`, with the same jackknife-t intervals and Δ against the brain baseline. A
+    over source ROIs, mean_r ā^{−{s,s*}}[r, :]; with ``adjacency``, ``adjacency``: for ROI r,
+    0.9 ** (path length from r to r′) on the parcel graph (:mod:`.adjacency`), the same
+    profile on every variant. All are scored against exactly the references of
+    :func:`run_apa`, with the same jackknife-t intervals and Δ against the brain baseline. A
     candidate whose APS does not exceed these is not telling ROIs apart.
+
+    ``adjacency`` is a boolean (len(rois), len(rois)) matrix in the order of ``rois``.
 
     Returns
     -------
@@ -911,12 +1100,22 @@ def generic_null_rows(bb: pd.DataFrame, subjects: Sequence[str], rois: Sequence[
         spec_margin.
     """
     subjects = list(subjects)
-    kept, A, ceil = _prepared(bb, subjects, rois, measure, ceilings)
+    kept, A, ceil = _prepared(bb, subjects, rois, measure, ceilings, missing)
     members = list(range(len(subjects)))
     loo_members = {j: [m for m in members if m != j] for j in members}
+    names, anat = GENERIC_NULLS, None
+    if adjacency is not None:
+        adjacency = np.asarray(adjacency, dtype=bool)
+        if adjacency.shape != (len(rois), len(rois)):
+            raise ValueError(f"adjacency must be ({len(rois)}, {len(rois)}) in the order of "
+                             f"rois, got {adjacency.shape}")
+        at = [list(rois).index(r) for r in kept]
+        # path lengths on the whole graph: a dropped ROI still connects its neighbours
+        anat = adjacency_profiles(adjacency)[np.ix_(at, at)]
+        names = GENERIC_NULLS + (ADJACENCY_NULL,)
     rows = []
     for variant in variants:
-        vd = _variant_data(variant, A, ceil, min_ceiling)
+        vd = _variant_data(variant, A, ceil, min_ceiling, missing=missing)
         refs = _references(vd.A, members)
         loo_refs = {j: _references(vd.A, loo_members[j]) for j in members}
         for match in matches:
@@ -925,20 +1124,22 @@ def generic_null_rows(bb: pd.DataFrame, subjects: Sequence[str], rois: Sequence[
                 brain_loo = {j: _brain_cell(vd, loo_refs[j], loo_members[j], r, match)
                              for j in members}
                 b_mean = float(np.mean(list(brain.aps.values())))
-                for name in GENERIC_NULLS:
+                for name in names:
                     full = _candidate_cells(vd, refs, members, match,
-                                            _null_profiles(name, vd, refs), ("null", name))[r]
+                                            _null_profiles(name, vd, refs, anat), ("null", name))[r]
                     loo = {j: _candidate_cells(vd, loo_refs[j], loo_members[j], match,
-                                               _null_profiles(name, vd, loo_refs[j]),
+                                               _null_profiles(name, vd, loo_refs[j], anat),
                                                ("null", name))[r]
                            for j in members}
                     m_mean = float(np.mean(list(full.aps.values())))
                     lo, hi = _jackknife_ci(m_mean, [float(np.mean(list(loo[j].aps.values())))
                                                     for j in members])
-                    d_full = float(np.mean([full.aps[s] - brain.aps[s] for s in members]))
+                    d_full = float(np.mean([full.aps[s] - brain.aps[s] for s in brain.aps
+                                            if s in full.aps]))  # pairwise: targets with rows
                     dlo, dhi = _jackknife_ci(d_full, [
                         float(np.mean([loo[j].aps[s] - brain_loo[j].aps[s]
-                                       for s in loo_members[j]])) for j in members])
+                                       for s in brain_loo[j].aps if s in loo[j].aps]))
+                        for j in members])
                     rows.append({"measure": measure, "variant": variant, "match": match,
                                  "null": name, "roi": roi, "n_subjects": len(subjects),
                                  "n_entries": len(vd.entries(r)), "aps_mean": m_mean,
@@ -960,7 +1161,9 @@ def _identified(vd: _VariantData, refs, members, match, profiles, key) -> np.nda
                 continue
             C = pairs[s, s2][0]
             ok = np.isfinite(C).any(axis=1)
-            cols.append(np.where(ok, np.where(np.isfinite(C), C, -np.inf).argmax(axis=1), -1))
+            ident = np.where(ok, np.where(np.isfinite(C), C, -np.inf).argmax(axis=1), -1)
+            # pairwise: -2 marks a row that does not exist (ROI r not a cell of s or s*)
+            cols.append(np.where(vd.rows(s, s2), ident, -2))
     return np.stack(cols, axis=1)
 
 
@@ -969,7 +1172,8 @@ def roi_identification(bb: pd.DataFrame, mb: pd.DataFrame, subjects: Sequence[st
                        variants: Sequence[str] = ("full", "offdiag"),
                        matches: Sequence[str] = ("pearson",),
                        ceilings: pd.DataFrame | None = None, min_ceiling: float = 0.1,
-                       n_draws: int = 10_000, seed: int = 0) -> pd.DataFrame:
+                       n_draws: int = 10_000, seed: int = 0, missing: str = "listwise"
+                       ) -> pd.DataFrame:
     """ROI identification per candidate: confusion matrix, top-1 accuracy and its null.
 
     For every candidate (``brain`` = another subject's ROI standing in), ROI r, target s and
@@ -979,6 +1183,8 @@ def roi_identification(bb: pd.DataFrame, mb: pd.DataFrame, subjects: Sequence[st
     permutation applied jointly to all subjects (``n_draws`` draws from the stream
     (seed, measure, variant, match, candidate, "roi-label-permutation")); p = (1 + #{null ≥
     observed}) / (1 + n_draws). Chance is 1/R. No per-ROI p-value is given (SPEC.md §4).
+    ``missing="pairwise"``: only the rows that exist (ROI r a cell of both s and s*) are
+    identified, counted and permuted; every kept ROI r″ stays a candidate label.
 
     Returns
     -------
@@ -990,13 +1196,13 @@ def roi_identification(bb: pd.DataFrame, mb: pd.DataFrame, subjects: Sequence[st
     from alignpatterns.patterns.streams import stream
 
     subjects = list(subjects)
-    kept, A, ceil = _prepared(bb, subjects, rois, measure, ceilings)
+    kept, A, ceil = _prepared(bb, subjects, rois, measure, ceilings, missing)
     cands = model_scores(mb, subjects, kept)
     members = list(range(len(subjects)))
     R = len(kept)
     rows = []
     for variant in variants:
-        vd = _variant_data(variant, A, ceil, min_ceiling)
+        vd = _variant_data(variant, A, ceil, min_ceiling, missing=missing)
         refs = _references(vd.A, members)
         for match in matches:
             profiles = [(BRAIN, None, None), *((ms.name, ms.weights, ms) for ms in cands)]
@@ -1006,14 +1212,22 @@ def roi_identification(bb: pd.DataFrame, mb: pd.DataFrame, subjects: Sequence[st
                 key = ("brain",) if ms is None else ("model", ms.name, ms.weights)
                 ident = _identified(vd, refs, members, match, prof_fn, key)  # (R, pairs)
                 truth = np.arange(R)[:, None]
-                acc = float(np.mean(ident == truth))
                 rng = stream(seed, measure, variant, match, name, "roi-label-permutation")
                 perms = np.array([rng.permutation(R) for _ in range(n_draws)])
-                # permuting reference labels by π identifies π⁻¹(r̂): correct iff r̂ = π(r)
-                null = (ident[None, :, :] == perms[:, :, None]).mean(axis=(1, 2))
+                exists = ident > -2  # all true listwise
+                if exists.all():
+                    acc = float(np.mean(ident == truth))
+                    # permuting reference labels by π identifies π⁻¹(r̂): correct iff r̂ = π(r)
+                    null = (ident[None, :, :] == perms[:, :, None]).mean(axis=(1, 2))
+                else:  # pairwise: shares of the existing rows
+                    n_rows = max(int(exists.sum()), 1)
+                    acc = float((ident == truth).sum() / n_rows) if exists.any() else np.nan
+                    null = (ident[None, :, :] == perms[:, :, None]).sum(axis=(1, 2)) / n_rows
                 p = _p_value(acc, null)
                 for r in range(R):
-                    counts = np.bincount(ident[r][ident[r] >= 0], minlength=R) / ident.shape[1]
+                    n_r = max(int(exists[r].sum()), 1)
+                    counts = np.bincount(ident[r][ident[r] >= 0], minlength=R) / (
+                        ident.shape[1] if exists.all() else n_r)
                     for r2 in range(R):
                         rows.append({"measure": measure, "variant": variant, "match": match,
                                      "candidate": name, "weights": weights, "roi": kept[r],

@@ -44,6 +44,7 @@ from alignpatterns.patterns.apa import (
     _variant_data,
     _VariantData,
     model_scores,
+    present_cells,
 )
 from alignpatterns.patterns.streams import stream
 
@@ -248,7 +249,7 @@ def bootstrap_columns(summary: pd.DataFrame, bb: pd.DataFrame, mb: pd.DataFrame,
                       subjects: Sequence[str], rois: Sequence[str], measure: str,
                       brain_boot: np.ndarray, model_boot: Mapping[str, np.ndarray],
                       n_stimuli: int, seed: int, ceilings: pd.DataFrame | None = None,
-                      min_ceiling: float = 0.1) -> pd.DataFrame:
+                      min_ceiling: float = 0.1, missing: str = "listwise") -> pd.DataFrame:
     """``summary`` (from :func:`alignpatterns.patterns.apa.run_apa`) with the corrected
     subject × stimulus bootstrap of Δ beside the jackknife-t interval.
 
@@ -260,6 +261,9 @@ def bootstrap_columns(summary: pd.DataFrame, bb: pd.DataFrame, mb: pd.DataFrame,
         The measure's brain_brain and model_brain rows (as given to ``run_apa``).
     subjects, rois : sequences of str
         As given to ``run_apa`` (ROIs incomplete in a subject are dropped the same way).
+    missing : {"listwise", "pairwise"}
+        As given to ``run_apa``; under pairwise, rows of an ROI missing in some subject are
+        left NaN.
     brain_boot : ndarray, shape (D, S, S, n_rois, n_rois)
         Brain tensor under the measure's stimulus-bootstrap draws (order of ``subjects`` and
         ``rois``).
@@ -284,7 +288,11 @@ def bootstrap_columns(summary: pd.DataFrame, bb: pd.DataFrame, mb: pd.DataFrame,
     if summary.empty or D == 0 or len(subjects) < MIN_SUBJECTS_VERDICT:
         return summary
     subjects = list(subjects)
-    kept, A, ceil = _prepared(bb, subjects, rois, measure, ceilings)
+    kept, A, ceil = _prepared(bb, subjects, rois, measure, ceilings, missing)
+    # apa.missing pairwise: only ROIs that are cells of every subject get the bootstrap (its
+    # weighted target × stand-in means assume every row exists); the others stay NaN
+    complete = set(kept if missing == "listwise" else
+                   [k for k, ok in zip(kept, present_cells(A).all(axis=0), strict=True) if ok])
     kidx = [list(rois).index(k) for k in kept]
     Bb = brain_boot[:, :, :, kidx][:, :, :, :, kidx]
     cands = {(ms.name, ms.weights): ms for ms in model_scores(mb, subjects, kept)}
@@ -296,7 +304,7 @@ def bootstrap_columns(summary: pd.DataFrame, bb: pd.DataFrame, mb: pd.DataFrame,
     for i in summary.index[is_model]:
         row = summary.loc[i]
         ms = cands.get((row["candidate"], row["weights"]))
-        if ms is None or row["roi"] not in kept:
+        if ms is None or row["roi"] not in complete:
             continue
         Mb = model_boot.get(ms.name)
         if Mb is None:
@@ -306,7 +314,7 @@ def bootstrap_columns(summary: pd.DataFrame, bb: pd.DataFrame, mb: pd.DataFrame,
                              f"({D}, {len(ms.layers)}, {S}, {len(rois)}), got {Mb.shape}")
         variant = row["variant"]
         if variant not in vds:
-            vds[variant] = _variant_data(variant, A, ceil, min_ceiling)
+            vds[variant] = _variant_data(variant, A, ceil, min_ceiling, missing=missing)
         vd = vds[variant]
         r = kept.index(row["roi"])
         counts = subject_bootstrap_draws(seed, measure, variant, row["roi"], ms.name, D, S)

@@ -415,7 +415,8 @@ def brain_avg_aps(bb: pd.DataFrame, scores: pd.DataFrame | None, subjects: Seque
         ``brain_avg`` score rows (:func:`brain_avg_score_rows`) for k ≥ 2; the stand-in sets are
         the ones found there.
     subjects, rois : sequences of str
-        ROIs missing in any subject are dropped (listwise, as APA).
+        ROIs missing in any subject are dropped (listwise, as APA by default; this baseline
+        stays listwise under ``apa.missing: pairwise``).
     measure : str
     ks : sequence of int
     variants, matches, ceilings, min_ceiling

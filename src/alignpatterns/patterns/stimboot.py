@@ -8,13 +8,15 @@ stored test predictions.
 
 - **RSA** (SPEC.md §2, "Bootstrap of RDM comparisons", as rsatoolbox ``subsample_pattern``):
   pairs of two copies of the same stimulus are dropped, copy × other pairs kept, so the distinct
-  pair (i, j) enters c_i·c_j times; every draw re-ranks the kept entries (average ranks) before
-  the Pearson correlation of ranks (Spearman).
+  pair (i, j) enters c_i·c_j times; the kept entries are compared as the measure compares RDMs:
+  ``spearman`` re-ranks them in every draw (average ranks) before the Pearson correlation of
+  ranks, ``pearson`` correlates the values.
 - **CKA** (debiased linear): the HSIC_u formula on the resampled Gram with copy × copy entries
   treated like the diagonal (zeroed) — the same rule as RSA's: a copy pair would bring back the
   self-similarity (noise) term the unbiased estimator excludes.
-- **LP**: per target vertex, Pearson r of the resampled rows of data and prediction; score = mean
-  over the ROI's vertices with a defined r (as the observed score).
+- **LP**: per target vertex, the measure's score (Pearson r, or R² = 1 − SS_res/SS_tot) of the
+  resampled rows of data and prediction; score = mean over the ROI's vertices with a defined
+  score (as the observed score). ``lp.protocol: paper``: the mean of that over the fold models.
 """
 
 from __future__ import annotations
@@ -25,7 +27,10 @@ import numpy as np
 
 from alignpatterns.patterns.streams import stream
 
-__all__ = ["stimulus_bootstrap_draws", "boot_rsa", "boot_cka", "boot_lp"]
+__all__ = ["stimulus_bootstrap_draws", "boot_rsa", "boot_cka", "boot_lp", "boot_lp_folds"]
+
+RSA_METHODS = ("spearman", "pearson")
+LP_SCORES = ("pearson", "r2")
 
 
 def stimulus_bootstrap_draws(seed: int, measure: str, n_draws: int, n_stimuli: int
@@ -99,26 +104,33 @@ def _pair_weights(counts: np.ndarray) -> np.ndarray:
     return counts[:, i] * counts[:, j]
 
 
-def boot_rsa(A: np.ndarray, B: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """Spearman correlations of RDMs under stimulus-bootstrap draws.
+def boot_rsa(A: np.ndarray, B: np.ndarray, counts: np.ndarray, method: str = "spearman"
+             ) -> np.ndarray:
+    """Correlations of RDMs under stimulus-bootstrap draws, with the measure's comparison.
 
     Parameters
     ----------
     A : ndarray, shape (n_sources, n_pairs)
-        Condensed source RDMs (values or average ranks: re-ranking a subset depends only on
-        the order, so stored ranks serve).
+        Condensed source RDMs (``spearman``: values or average ranks — re-ranking a subset
+        depends only on the order, so stored ranks serve; ``pearson``: values).
     B : ndarray, shape (n_targets, n_pairs)
         Condensed target RDMs.
     counts : ndarray of int, shape (n_draws, n_stimuli)
         Copy counts (:func:`stimulus_bootstrap_draws`).
+    method : {"spearman", "pearson"}
+        How the measure compares RDMs (:func:`alignpatterns.patterns.alignment.rdm_comparison`):
+        ``spearman`` re-ranks the kept entries in every draw, ``pearson`` correlates the values.
 
     Returns
     -------
     boot : ndarray, shape (n_draws, n_sources, n_targets)
         Equal to rsatoolbox's ``compare(a.subsample_pattern('index', idx),
-        b.subsample_pattern('index', idx), 'spearman')`` for the index list ``idx`` with those
-        counts; NaN for a constant vector.
+        b.subsample_pattern('index', idx), method)`` (``pearson``: rsatoolbox's ``'corr'``)
+        for the index list ``idx`` with those counts; NaN for a constant vector.
     """
+    if method not in RSA_METHODS:
+        raise ValueError(f"stimulus bootstrap of RDM comparison {method!r} is not implemented; "
+                         f"expected one of {RSA_METHODS}")
     A = np.atleast_2d(np.asarray(A, dtype=np.float64))
     B = np.atleast_2d(np.asarray(B, dtype=np.float64))
     n = int(round((1 + np.sqrt(1 + 8 * A.shape[1])) / 2))
@@ -126,19 +138,69 @@ def boot_rsa(A: np.ndarray, B: np.ndarray, counts: np.ndarray) -> np.ndarray:
     if len(counts) == 0:
         return np.empty((0, len(A), len(B)))
     W = _pair_weights(counts)
-    plan_a, plan_b = _RankPlan(A), _RankPlan(B)
+    if method == "spearman":
+        plan_a, plan_b = _RankPlan(A), _RankPlan(B)
+    else:  # centred on the full sample: keeps the weighted sums well conditioned
+        A = A - A.mean(axis=1, keepdims=True)
+        B = B - B.mean(axis=1, keepdims=True)
     out = np.empty((len(W), len(A), len(B)))
     for d, w in enumerate(W):
-        N = w.sum()
-        sw = np.sqrt(w)
-        Ra = (plan_a.ranks(w) - (N + 1.0) / 2.0) * sw  # weighted mean of average ranks
-        Rb = (plan_b.ranks(w) - (N + 1.0) / 2.0) * sw
-        na = np.sqrt(np.einsum("ij,ij->i", Ra, Ra))
-        nb = np.sqrt(np.einsum("ij,ij->i", Rb, Rb))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out[d] = (Ra @ Rb.T) / (na[:, None] * nb[None, :])
-        out[d][~((na[:, None] > 0) & (nb[None, :] > 0))] = np.nan
+        if method == "spearman":
+            N = w.sum()  # (N + 1)/2: the weighted mean of average ranks
+            Ra, Rb = plan_a.ranks(w) - (N + 1.0) / 2.0, plan_b.ranks(w) - (N + 1.0) / 2.0
+            ok_a = ok_b = None  # ranks of a constant vector are exactly constant
+        else:
+            Ra, ok_a = _weighted_centre(A, w)
+            Rb, ok_b = _weighted_centre(B, w)
+        out[d] = _weighted_corr(Ra, Rb, w, ok_a, ok_b)
     return out
+
+
+def _weighted_centre(X: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of ``X`` (k, P) minus their ``w``-weighted means, and whether each row varies.
+
+    Returns
+    -------
+    Xc : ndarray, shape (k, P)
+    varies : ndarray of bool, shape (k,)
+        False where the weighted sum of squares is at rounding level (the row is constant on
+        the entries with weight): its correlation is NaN, as for the observed score.
+    """
+    Xc = X - (X @ w / w.sum())[:, None]
+    tol = 1e-12 * ((X * X) @ w)
+    return Xc, (Xc * Xc) @ w > tol
+
+
+def _weighted_corr(Ra: np.ndarray, Rb: np.ndarray, w: np.ndarray,
+                   ok_a: np.ndarray | None = None, ok_b: np.ndarray | None = None
+                   ) -> np.ndarray:
+    """Weighted Pearson correlations of the rows of centred ``Ra`` and ``Rb``.
+
+    Parameters
+    ----------
+    Ra : ndarray, shape (k_a, P)
+    Rb : ndarray, shape (k_b, P)
+        Rows centred on their ``w``-weighted means.
+    w : ndarray, shape (P,)
+        Non-negative weights (multiplicities of the entries).
+    ok_a, ok_b : ndarray of bool, shape (k_a,) and (k_b,), optional
+        Rows that vary (default: a non-zero weighted norm).
+
+    Returns
+    -------
+    r : ndarray, shape (k_a, k_b)
+        NaN where either row does not vary.
+    """
+    sw = np.sqrt(w)
+    Ra, Rb = Ra * sw, Rb * sw
+    na = np.sqrt(np.einsum("ij,ij->i", Ra, Ra))
+    nb = np.sqrt(np.einsum("ij,ij->i", Rb, Rb))
+    ok_a = na > 0 if ok_a is None else ok_a & (na > 0)
+    ok_b = nb > 0 if ok_b is None else ok_b & (nb > 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = (Ra @ Rb.T) / (na[:, None] * nb[None, :])
+    r[~(ok_a[:, None] & ok_b[None, :])] = np.nan
+    return r
 
 
 def _hsic_terms(K: np.ndarray, counts: np.ndarray):
@@ -202,8 +264,8 @@ def boot_cka(Ks: np.ndarray, Ls: np.ndarray, counts: np.ndarray) -> np.ndarray:
 
 
 def boot_lp(Y: np.ndarray, P: np.ndarray, counts: np.ndarray,
-            edges: Sequence[int] | None = None) -> np.ndarray:
-    """Mean over target vertices of Pearson r(data, prediction) on resampled test rows.
+            edges: Sequence[int] | None = None, score: str = "pearson") -> np.ndarray:
+    """Mean over target vertices of the LP score of (data, prediction) on resampled test rows.
 
     Parameters
     ----------
@@ -212,32 +274,89 @@ def boot_lp(Y: np.ndarray, P: np.ndarray, counts: np.ndarray,
     counts : ndarray of int, shape (n_draws, n_test)
     edges : sequence of int, optional
         Column boundaries of the target ROIs (``[0, v1, v1 + v2, ...]``); one target if None.
+    score : {"pearson", "r2"}
+        The measure's per-vertex score (:func:`alignpatterns.patterns.alignment.lp_score`):
+        Pearson r (``lp-ridge-pearson``) or R² = 1 − SS_res/SS_tot (``lp-ridge-r2``, as
+        :func:`alignpatterns.measures.r2_score`), both over the resampled rows.
 
     Returns
     -------
     boot : ndarray, shape (n_draws, n_targets)
-        Per ROI the mean r over vertices whose data and prediction vary in the resample (NaN if
-        none), as the observed score leaves constant vertices out.
+        Per ROI the mean score over vertices where it is defined in the resample (Pearson: data
+        and prediction vary; R²: data vary), NaN if none, as the observed score leaves constant
+        vertices out.
     """
     Y = np.asarray(Y, dtype=np.float64)
-    P = np.asarray(P, dtype=np.float64)
     counts = _check_counts(counts, Y.shape[0])
+    v, ok = _boot_lp_per_vertex(Y, np.asarray(P, dtype=np.float64), counts, score)
     edges = [0, Y.shape[1]] if edges is None else list(edges)
-    Y = Y - Y.mean(axis=0)  # centred on the full sample: keeps the sums below well conditioned
-    P = P - P.mean(axis=0)
-    N = counts.sum(axis=1)[:, None]
-    sy, sp = counts @ Y, counts @ P
-    vy = counts @ (Y * Y) - sy * sy / N
-    vp = counts @ (P * P) - sp * sp / N
-    cov = counts @ (Y * P) - sy * sp / N
-    # a vertex constant in the resample has (rounding-level) zero variance
-    tol = 1e-12 * (counts @ (Y * Y)) * (counts @ (P * P))
-    ok = (vy * vp > tol) & (vy > 0) & (vp > 0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        r = np.where(ok, np.clip(cov / np.sqrt(np.where(ok, vy * vp, 1.0)), -1.0, 1.0), 0.0)
+    v = np.where(ok, v, 0.0)
     out = np.full((len(counts), len(edges) - 1), np.nan)
     for t, (lo, hi) in enumerate(zip(edges[:-1], edges[1:], strict=True)):
         n_ok = ok[:, lo:hi].sum(axis=1)
         with np.errstate(invalid="ignore", divide="ignore"):
-            out[:, t] = np.where(n_ok > 0, r[:, lo:hi].sum(axis=1) / n_ok, np.nan)
+            out[:, t] = np.where(n_ok > 0, v[:, lo:hi].sum(axis=1) / n_ok, np.nan)
     return out
+
+
+def _boot_lp_per_vertex(Y: np.ndarray, P: np.ndarray, counts: np.ndarray, score: str
+                        ) -> tuple[np.ndarray, np.ndarray]:
+    """Per draw and vertex, the LP score of the resampled rows and where it is defined.
+
+    Parameters
+    ----------
+    Y, P : ndarray of float64, shape (n_test, n_vertices)
+    counts : ndarray of float64, shape (n_draws, n_test)
+    score : {"pearson", "r2"}
+
+    Returns
+    -------
+    values : ndarray, shape (n_draws, n_vertices)
+        Pearson r (clipped to [-1, 1]) or R²; meaningless where not ``defined``.
+    defined : ndarray of bool, shape (n_draws, n_vertices)
+    """
+    if score not in LP_SCORES:
+        raise ValueError(f"stimulus bootstrap of LP score {score!r} is not implemented; "
+                         f"expected one of {LP_SCORES}")
+    ss_res = counts @ ((Y - P) ** 2) if score == "r2" else None
+    Y = Y - Y.mean(axis=0)  # centred on the full sample: keeps the sums below well conditioned
+    P = P - P.mean(axis=0)
+    N = counts.sum(axis=1)[:, None]
+    sy, yy = counts @ Y, counts @ (Y * Y)
+    vy = yy - sy * sy / N  # SS_tot of the resampled rows
+    if score == "r2":
+        # a vertex constant in the resample has (rounding-level) zero SS_tot
+        ok = vy > 1e-12 * yy
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return 1.0 - ss_res / np.where(ok, vy, 1.0), ok
+    sp, pp = counts @ P, counts @ (P * P)
+    vp = pp - sp * sp / N
+    cov = counts @ (Y * P) - sy * sp / N
+    ok = (vy * vp > 1e-12 * yy * pp) & (vy > 0) & (vp > 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.clip(cov / np.sqrt(np.where(ok, vy * vp, 1.0)), -1.0, 1.0), ok
+
+
+def boot_lp_folds(Y: np.ndarray, Ps: np.ndarray, counts: np.ndarray,
+                  edges: Sequence[int] | None = None, score: str = "pearson") -> np.ndarray:
+    """:func:`boot_lp` of every fold model's test predictions, averaged over the folds.
+
+    ``lp.protocol: paper`` scores the test split as the mean over the fold models of each
+    model's score (:func:`alignpatterns.measures.lp_paper.fold_scores`); each draw does the same.
+
+    Parameters
+    ----------
+    Y : ndarray, shape (n_test, n_vertices)
+        Test data.
+    Ps : ndarray, shape (n_folds, n_test, n_vertices)
+        Test predictions of every fold model.
+    counts : ndarray of int, shape (n_draws, n_test)
+    edges : sequence of int, optional
+    score : {"pearson", "r2"}
+
+    Returns
+    -------
+    boot : ndarray, shape (n_draws, n_targets)
+        NaN where a fold's score is NaN.
+    """
+    return np.mean([boot_lp(Y, P, counts, edges, score) for P in Ps], axis=0)

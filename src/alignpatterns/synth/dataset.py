@@ -30,6 +30,7 @@ import numpy as np
 
 from alignpatterns.io import dir_mode, remove_stale_temps, write_json
 from alignpatterns.measures.ceilings import ncsnr as compute_ncsnr
+from alignpatterns.patterns.adjacency import write_adjacency
 from alignpatterns.synth import responses as R
 from alignpatterns.synth import truth as T
 
@@ -216,6 +217,10 @@ def _write(root, seed, n_subjects, n_rois, n_train, n_test, n_frames, size, desi
     np.save(atlas_dir / f"atlas-{ATLAS_NAME}_space-fsLR32k_dseg.npy", labels)
     (atlas_dir / f"atlas-{ATLAS_NAME}_space-fsLR32k_dseg.tsv").write_text(
         "index\tname\n" + "".join(f"{k + 1}\t{r}\n" for k, r in enumerate(roi_names)))
+    # the ROIs lie one after another along the vertex axis (the axis of spatial smoothing)
+    chain = np.eye(n_rois, k=1, dtype=bool) | np.eye(n_rois, k=-1, dtype=bool)
+    write_adjacency(atlas_dir / f"atlas-{ATLAS_NAME}_space-fsLR32k_adjacency.tsv", chain,
+                    roi_names)
 
     # --- subjects ------------------------------------------------------------------------------
     medians = np.geomspace(*design.ncsnr_median, n_rois)
