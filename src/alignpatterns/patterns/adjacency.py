@@ -140,11 +140,12 @@ def adjacency_profiles(adjacency: np.ndarray, decay: float = DECAY) -> np.ndarra
         Row r is the profile standing in for ROI r: 1 on the diagonal, ``decay`` for neighbours,
         ``decay**2`` two steps away, ..., 0 without a path.
     """
+    if not 0 < decay < 1:
+        raise ValueError(f"decay must lie in (0, 1), got {decay}")
     adjacency = np.asarray(adjacency, dtype=bool)
     graph = coo_matrix(adjacency.astype(np.float64))
     dist = shortest_path(graph, method="D", directed=False, unweighted=True)
-    with np.errstate(over="ignore"):
-        return np.where(np.isfinite(dist), decay ** np.where(np.isfinite(dist), dist, 0), 0.0)
+    return decay ** dist  # no path: inf length, decay ** inf = 0 (0 < decay < 1)
 
 
 def atlas_adjacency_file(atlas_labels: str | os.PathLike) -> Path:
