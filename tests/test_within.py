@@ -73,25 +73,63 @@ def test_within_matrix_equals_closed_form_on_odd_even_halves(measure):
     assert set(rows["n_reps_odd"]) == {5} and set(rows["n_reps_even"]) == {5}
 
 
-def test_within_lp_fits_on_train_and_scores_the_other_half():
+def _sklearn_within_lp(src_train, tgt_train, src_test, tgt_test):
+    """{half: mean Pearson r} of ridge(alpha 10, unit x-scaling) fitted on the given train data.
+
+    ``src_train`` / ``tgt_train`` map the source half to the train data it is fitted on.
+    """
     from sklearn.linear_model import Ridge
 
+    halves = {"odd": slice(0, None, 2), "even": slice(1, None, 2)}
+    got = {}
+    for a, b in (("odd", "even"), ("even", "odd")):
+        X, Y = src_train[a], tgt_train[a]
+        mx, sx, my, sy = X.mean(0), X.std(0), Y.mean(0), Y.std(0)
+        model = Ridge(alpha=10.0, fit_intercept=False).fit((X - mx) / sx, (Y - my) / sy)
+        P = model.predict((src_test[:, halves[a]].mean(1) - mx) / sx)
+        T = tgt_test[:, halves[b]].mean(1)
+        got[a] = np.mean([stats.pearsonr(T[:, v], P[:, v])[0] for v in range(T.shape[1])])
+    return got
+
+
+def test_within_lp_fits_on_disjoint_train_halves_and_scores_the_other_half():
     rng = np.random.default_rng(1)
     sd = _subject(rng)
     lp = LPOptions(alphas=(10.0,), inner_cv=3, x_scaling="unit")  # one alpha: plain ridge
     rows = pd.DataFrame(within_subject_rows(sd, ROIS, "lp-ridge-pearson", lp))
     src, tgt = sd.rois["A"], sd.rois["B"]
-    mx, sx = src.train.mean(0), src.train.std(0)
-    my, sy = tgt.train.mean(0), tgt.train.std(0)
-    model = Ridge(alpha=10.0, fit_intercept=False)
-    model.fit((src.train - mx) / sx, (tgt.train - my) / sy)
-    halves = {"odd": slice(0, None, 2), "even": slice(1, None, 2)}
-    got = {}
-    for a, b in (("odd", "even"), ("even", "odd")):
-        P = model.predict((src.test_reps[:, halves[a]].mean(1) - mx) / sx)
-        Y = tgt.test_reps[:, halves[b]].mean(1)
-        got[a] = np.mean([stats.pearsonr(Y[:, v], P[:, v])[0] for v in range(Y.shape[1])])
+    # odd → even: source train reps 1, 3 → target train rep 2; even → odd the converse
+    got = _sklearn_within_lp(
+        {"odd": src.train_reps[:, 0::2].mean(1), "even": src.train_reps[:, 1::2].mean(1)},
+        {"odd": tgt.train_reps[:, 1::2].mean(1), "even": tgt.train_reps[:, 0::2].mean(1)},
+        src.test_reps, tgt.test_reps)
     row = rows[(rows["source_roi"] == "A") & (rows["target_roi"] == "B")].iloc[0]
+    np.testing.assert_allclose(row["score_odd_to_even"], got["odd"], rtol=1e-6)
+    np.testing.assert_allclose(row["score_even_to_odd"], got["even"], rtol=1e-6)
+    # a fit on the shared train averages gives other scores: the halves are really used
+    shared = _sklearn_within_lp({"odd": src.train, "even": src.train},
+                                {"odd": tgt.train, "even": tgt.train},
+                                src.test_reps, tgt.test_reps)
+    assert abs(shared["odd"] - got["odd"]) > 1e-3
+
+
+def test_within_lp_with_one_train_repetition_fits_the_averages_and_warns():
+    rng = np.random.default_rng(3)
+    sd = _subject(rng)
+    for roi in ROIS:  # keep the first train repetition only
+        d = sd.rois[roi]
+        sd.rois[roi] = ROIData(vertices=d.vertices, train_reps=d.train_reps[:, :1],
+                               test_reps=d.test_reps, train=d.train_reps[:, 0],
+                               test=d.test, ncsnr_train=d.ncsnr_train,
+                               ncsnr_test=d.ncsnr_test, n_reps_test=d.n_reps_test)
+    lp = LPOptions(alphas=(10.0,), inner_cv=3, x_scaling="unit")
+    with pytest.warns(UserWarning, match="single train repetition"):
+        rows = pd.DataFrame(within_subject_rows(sd, ROIS, "lp-ridge-pearson", lp))
+    src, tgt = sd.rois["C"], sd.rois["A"]
+    got = _sklearn_within_lp({"odd": src.train, "even": src.train},
+                             {"odd": tgt.train, "even": tgt.train},
+                             src.test_reps, tgt.test_reps)
+    row = rows[(rows["source_roi"] == "C") & (rows["target_roi"] == "A")].iloc[0]
     np.testing.assert_allclose(row["score_odd_to_even"], got["odd"], rtol=1e-6)
     np.testing.assert_allclose(row["score_even_to_odd"], got["even"], rtol=1e-6)
 

@@ -11,9 +11,11 @@ so that source and target never share a repetition, also for r = r′. Per measu
   Spearman between the source half's and the target half's RDM;
 - ``rsa-correlation-spearman``: 1 − Pearson RDM of each half's average, Spearman;
 - ``cka-linear-debiased``: debiased linear CKA of the two halves' averages;
-- ``lp-ridge-pearson``: ridge fitted on the train split (train averages of r → train averages of
-  r′, as between subjects), applied to the source half's test average and scored (mean Pearson
-  r over vertices) against the other half's test average of r′.
+- ``lp-ridge-pearson``: ridge fitted on the train split from the source half's train
+  repetitions of r to the other half's train repetitions of r′ (odd → even and even → odd, so
+  no fit sees noise shared within a trial), applied to the source half's test average and
+  scored (mean Pearson r over vertices) against the other half's test average of r′. With a
+  single train repetition both assignments use one fit on the train averages.
 
 These rows never enter APA references (they live in their own table, ``brain_within``).
 :func:`within_summary` compares them with the between-subject patterns.
@@ -98,6 +100,10 @@ def within_subject_rows(sd: SubjectData, rois: Sequence[str], measure: str, lp: 
                        "even": _half_representation(even, measure)}
     scores = {}  # (source, target) → (odd→even, even→odd)
     present = [r for r in rois if r in halves]
+    if measure == "lp-ridge-pearson" and not train_halves_disjoint(sd, present):
+        warnings.warn(f"sub-{sd.subject}: an ROI has a single train repetition, so the "
+                      "within-subject LP fits use the train averages for both half "
+                      "assignments (source and target then share train trials)", stacklevel=2)
     for src in present:
         if measure == "lp-ridge-pearson":
             scores.update(_lp_scores(sd, src, present, halves, lp))
@@ -126,27 +132,54 @@ def within_subject_rows(sd: SubjectData, rois: Sequence[str], measure: str, lp: 
 
 
 def _lp_scores(sd, src, targets, halves, lp: LPOptions):
-    """LP of one source ROI to every target ROI, one fit on train, both half assignments."""
+    """LP of one source ROI to every target ROI, one fit per half assignment.
+
+    For odd → even the ridge maps the source's odd *train* repetitions to the targets' even
+    train repetitions, so that no fit sees noise shared by source and target within a trial
+    (the within-subject global and spatially smooth noise); likewise even → odd. With a
+    single train repetition there is nothing to split and both assignments use one fit on
+    the train averages (``lp_train_disjoint`` False).
+    """
     d = sd.rois[src]
     rep = brain_representation(sd, src, "lp-ridge-pearson")
     widths = [sd.rois[t].vertices.size for t in targets]
     edges = np.cumsum([0, *widths])
-    Y_train = np.concatenate([sd.rois[t].train for t in targets], axis=1)
-    n = halves[src]["odd"].shape[0]
-    X_test = np.vstack([halves[src]["odd"], halves[src]["even"]])
-    P = lp_predict(d.train, Y_train, X_test, lp.alphas, inner_cv=lp.inner_cv,
-                   n_components=_k(lp, rep), x_scaling=lp.x_scaling)
-    pred = {"odd": P[:n], "even": P[n:]}
+    disjoint = train_halves_disjoint(sd, [src, *targets])
+    preds = {}
+    for a, b in (("odd", "even"), ("even", "odd")):
+        if disjoint:
+            X_train = _half_mean(d.train_reps, a)
+            Y_train = np.concatenate([_half_mean(sd.rois[t].train_reps, b) for t in targets],
+                                     axis=1)
+        else:
+            X_train = d.train
+            Y_train = np.concatenate([sd.rois[t].train for t in targets], axis=1)
+        preds[a] = lp_predict(X_train, Y_train, halves[src][a], lp.alphas,
+                              inner_cv=lp.inner_cv, n_components=_k(lp, rep),
+                              x_scaling=lp.x_scaling)
     out = {}
     for t, lo, hi in zip(targets, edges[:-1], edges[1:], strict=True):
         pair = []
         for a, b in (("odd", "even"), ("even", "odd")):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)
-                r = correlation_score(halves[t][b], pred[a][:, lo:hi])
+                r = correlation_score(halves[t][b], preds[a][:, lo:hi])
             pair.append(float(np.nanmean(r)) if np.isfinite(r).any() else np.nan)
         out[src, t] = tuple(pair)
     return out
+
+
+def train_halves_disjoint(sd: SubjectData, rois: Sequence[str]) -> bool:
+    """Whether every ROI of ``rois`` has ≥ 2 train repetitions, so LP fits can use halves."""
+    return all(sd.rois[r].train_reps.shape[1] >= 2 for r in rois if r in sd.rois)
+
+
+def _half_mean(reps: np.ndarray, half: str) -> np.ndarray:
+    """Mean over the odd or even repetitions of (n_stimuli, n_reps, n_vertices)."""
+    odd, even = split_halves(reps)
+    with warnings.catch_warnings():  # NaN repetitions are averaged over
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(odd if half == "odd" else even, axis=1)
 
 
 def _pearson(x: np.ndarray, y: np.ndarray) -> float:
