@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import code_version, machine_info, write_result  # noqa: E402
 
 from alignpatterns.data.bmd import ROIData, SubjectData  # noqa: E402
+from alignpatterns.patterns.adjacency import adjacency_profiles  # noqa: E402
 from alignpatterns.patterns.alignment import LPOptions, brain_brain_rows  # noqa: E402
 from alignpatterns.patterns.apa import (  # noqa: E402
     generic_null_rows,
@@ -51,6 +52,13 @@ QUICK = {"subjects": 6, "rois": 5, "candidates": 2, "layers": 3, "n_permutations
          "n_train": 40, "n_test": 16, "train_reps": 3, "test_reps": 4,
          "vertex_range": (10, 30)}
 VARIANTS = ["full", "offdiag", "normalized", "normalized_offdiag"]
+SELECTIONS = ["score", "aps"]  # the embedded default's apa.selection
+
+
+def chain_adjacency(n_rois: int) -> np.ndarray:
+    """Anatomical-null profiles (R × R) of ROIs adjacent along a chain, as the synthetic atlas."""
+    adjacency = np.eye(n_rois, k=1, dtype=bool) | np.eye(n_rois, k=-1, dtype=bool)
+    return adjacency_profiles(adjacency)
 MEASURES = ["rsa-crossnobis-spearman", "cka-linear-debiased", "lp-ridge-pearson",
             "rsa-correlation-spearman"]
 
@@ -106,11 +114,12 @@ def time_apa_stage(cfg: dict, log=print) -> dict[str, Any]:
     out = {}
     t0 = time.perf_counter()
     rows, summary = run_apa(bb, mb, subjects, rois, "m", variants=VARIANTS, matches=["pearson"],
-                            margin=0.1, ceilings=ceilings, min_ceiling=0.1, nulls=nulls)
+                            margin=0.1, ceilings=ceilings, min_ceiling=0.1, nulls=nulls,
+                            selections=SELECTIONS)
     out["run_apa_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     generic_null_rows(bb, subjects, rois, "m", variants=VARIANTS, matches=["pearson"],
-                      ceilings=ceilings, min_ceiling=0.1)
+                      ceilings=ceilings, min_ceiling=0.1, adjacency=chain_adjacency(len(rois)))
     out["generic_nulls_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     roi_identification(bb, mb, subjects, rois, "m", variants=VARIANTS, matches=["pearson"],
