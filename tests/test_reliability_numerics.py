@@ -170,6 +170,15 @@ def test_single_subject():
     with pytest.raises(ValueError, match="APA needs ≥ 4 subjects"):
         apa.run_apa(pd.DataFrame(columns=["measure"]), pd.DataFrame(columns=["measure"]),
                     ["01"], ["A", "B", "C"], "m")
+    # ... as do ROI identification and the generic nulls, which would otherwise report an
+    # accuracy of 0 (p = 1) and empty rows instead of "undefined"
+    with pytest.raises(ValueError, match="ROI identification needs ≥ 4 subjects"):
+        apa.roi_identification(pd.DataFrame(columns=["measure"]),
+                               pd.DataFrame(columns=["measure"]), ["01", "02", "03"],
+                               ["A", "B", "C"], "m")
+    with pytest.raises(ValueError, match="the generic nulls need ≥ 4 subjects"):
+        apa.generic_null_rows(pd.DataFrame(columns=["measure"]), ["01", "02", "03"],
+                              ["A", "B", "C"], "m")
     with pytest.raises(ConfigError, match=r"config key subjects: APA needs ≥ 4 subjects .*"
                                           r"found 1 \(\['01'\]\)"):
         resolve_config(_tiny_cfg(subjects=["01"]))

@@ -73,6 +73,28 @@ def test_mantel_p_value_equals_exhaustive_enumeration():
     assert p == pytest.approx((1 + np.sum(brute >= r - 1e-12)) / (1 + len(perms)))
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_mantel_counts_permutations_that_tie_with_the_observed_r(seed):
+    # ROIs 0, 1 and 4, 5 share a layer: swapping within them (and the identity) leaves the
+    # model's matrix, hence r, unchanged; rounding must not drop those draws from p
+    rng = np.random.default_rng(seed)
+    layers = np.array([0, 0, 1, 2, 3, 3])
+    G = rng.uniform(0, 1, (4, 4))
+    M = ((G + G.T) / 2)[np.ix_(layers, layers)]
+    B = rng.standard_normal((6, 6))
+    mask = ~np.eye(6, dtype=bool) & (layers[:, None] != layers[None, :])
+    perms = np.array(list(itertools.permutations(range(6))))
+    r, p, null = wm.mantel(M, B, mask, perms)
+    x = M[mask]
+    brute = np.array([np.corrcoef(x, B[np.ix_(pi, pi)][mask])[0, 1] for pi in perms])
+    # the four within-layer swaps are exact ties of r; count them by construction, not by value
+    ties = [np.array_equal(M[np.ix_(pi, pi)], M) for pi in perms]
+    assert sum(ties) == 4
+    above = np.sum(brute > r + 1e-9)
+    assert np.sum(np.abs(brute - r) <= 1e-9) == sum(ties)
+    assert p == (1 + above + sum(ties)) / (1 + len(perms))
+
+
 def test_mantel_detects_shared_structure_and_is_calibrated_without_it():
     rng = np.random.default_rng(3)
     R = 8

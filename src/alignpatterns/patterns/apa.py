@@ -694,6 +694,13 @@ def _n_entries(base: dict, vd: _VariantData, cell: _Cell) -> int:
     return min(cell.n_used.values(), default=0)
 
 
+def _check_baseline_subjects(subjects: Sequence[str], what: str) -> None:
+    """Refuse fewer than ``MIN_SUBJECTS_BASELINE`` subjects: no double-exclusion reference."""
+    if len(subjects) < MIN_SUBJECTS_BASELINE:
+        raise ValueError(f"{what} ≥ {MIN_SUBJECTS_BASELINE} subjects for a "
+                         f"double-exclusion brain baseline; found {len(subjects)}")
+
+
 def _p_value(observed: float, null: np.ndarray) -> float:
     """One-sided permutation p = (1 + #{null ≥ observed}) / (1 + n_valid_draws).
 
@@ -906,9 +913,7 @@ def run_apa(bb: pd.DataFrame, mb: pd.DataFrame, subjects: Sequence[str], rois: S
         Per candidate × ROI rows (table ``apa_summary``).
     """
     subjects = list(subjects)
-    if len(subjects) < MIN_SUBJECTS_BASELINE:
-        raise ValueError(f"APA needs ≥ {MIN_SUBJECTS_BASELINE} subjects for a double-exclusion "
-                         f"brain baseline; found {len(subjects)}")
+    _check_baseline_subjects(subjects, "APA needs")
     if ci_method not in CI_METHODS:
         raise ValueError(f"ci_method must be one of {CI_METHODS}, got {ci_method!r}")
     if missing not in MISSING:
@@ -1100,6 +1105,7 @@ def generic_null_rows(bb: pd.DataFrame, subjects: Sequence[str], rois: Sequence[
         spec_margin.
     """
     subjects = list(subjects)
+    _check_baseline_subjects(subjects, "the generic nulls need")
     kept, A, ceil = _prepared(bb, subjects, rois, measure, ceilings, missing)
     members = list(range(len(subjects)))
     loo_members = {j: [m for m in members if m != j] for j in members}
@@ -1196,6 +1202,7 @@ def roi_identification(bb: pd.DataFrame, mb: pd.DataFrame, subjects: Sequence[st
     from alignpatterns.patterns.streams import stream
 
     subjects = list(subjects)
+    _check_baseline_subjects(subjects, "ROI identification needs")
     kept, A, ceil = _prepared(bb, subjects, rois, measure, ceilings, missing)
     cands = model_scores(mb, subjects, kept)
     members = list(range(len(subjects)))
