@@ -177,6 +177,23 @@ def apa_confusion(rois=ROIS, models=MODELS, measures=MEASURES, variants=("full",
     return as_table(rows, "apa_confusion")
 
 
+def apa_nulls(rois=ROIS, measures=MEASURES, variants=("full", "offdiag"), seed=6
+              ) -> pd.DataFrame:
+    """Generic nulls; ``target-reliability`` is NaN on ``offdiag`` (as on constant profiles)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for measure in measures:
+        for variant in variants:
+            for null in ("grand-mean", "adjacency", "target-reliability"):
+                for roi in rois:
+                    aps = (np.nan if null == "target-reliability" and variant == "offdiag"
+                           else float(rng.uniform(-0.2, 0.8)))
+                    rows.append(dict(measure=measure, variant=variant, match="pearson",
+                                     null=null, roi=roi, n_subjects=len(SUBJECTS),
+                                     aps_mean=aps))
+    return as_table(rows, "apa_nulls")
+
+
 def all_tables(**kw) -> dict[str, pd.DataFrame]:
     """Every table a figure reads, with shared ROIs / subjects / models / measures."""
     rois = kw.get("rois", ROIS)
@@ -191,4 +208,5 @@ def all_tables(**kw) -> dict[str, pd.DataFrame]:
         "apa_summary": apa_summary(rois, models, measures),
         "apa": apa(rois, subjects, models, measures),
         "apa_confusion": apa_confusion(rois, models, measures),
+        "apa_nulls": apa_nulls(rois, measures),
     }

@@ -354,6 +354,30 @@ def test_apa_overview(tables, tmp_path):
     assert set(MODELS) <= set(_legend_texts(fig))
 
 
+def test_apa_overview_draws_the_generic_nulls(tables):
+    nulls = tables["apa_nulls"]
+    fig = plot_apa_overview(tables["apa"], tables["apa_summary"], ROIS, "cka-linear-debiased",
+                            "offdiag", nulls=nulls)
+    ax = fig.axes[0]
+    drawn = {c.get_gid(): c for c in ax.collections if str(c.get_gid()).startswith("null:")}
+    # target reliability is NaN on offdiag: nothing drawn for it
+    assert set(drawn) == {"null:grand-mean", "null:adjacency"}
+    for name in ("grand-mean", "adjacency"):
+        want = (nulls[(nulls.measure == "cka-linear-debiased") & (nulls.variant == "offdiag")
+                      & (nulls.null == name)].set_index("roi").loc[ROIS, "aps_mean"])
+        segs = drawn[f"null:{name}"].get_segments()
+        assert len(segs) == len(ROIS)
+        for k, seg in enumerate(segs):  # one bar across ROI k's slot at the null's APS
+            assert np.allclose(seg[:, 1], want.iloc[k])
+            assert seg[0, 0] < k < seg[1, 0]
+    legend = _legend_texts(fig)
+    assert "null: grand-mean profile" in legend and "null: anatomical adjacency" in legend
+    # on full, target reliability has values and gets its bar too
+    full = plot_apa_overview(tables["apa"], tables["apa_summary"], ROIS, "cka-linear-debiased",
+                             "full", nulls=nulls)
+    assert "null:target-reliability" in {c.get_gid() for c in full.axes[0].collections}
+
+
 def test_pattern_profiles(tables):
     fig = plot_pattern_profiles(tables["brain_brain"], tables["model_brain"], tables["summary"],
                                 "V2", ROIS, "lp-ridge-pearson", standardize=True)

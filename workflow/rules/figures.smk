@@ -98,6 +98,7 @@ rule figure_aps:
     input:
         apa="results/tables/apa.parquet",
         apa_summary="results/tables/apa_summary.parquet",
+        apa_nulls="results/tables/apa_nulls.parquet",
         lib=FIGURE_LIB,
     output:
         **figure_outputs("aps", "../report/aps.rst", "Alignment Pattern Analysis"),

@@ -306,9 +306,10 @@ def plot_apa_overview(apa: pd.DataFrame, apa_summary: pd.DataFrame, roi_order: S
                       measure: str, variant: str = "offdiag", *, match: str = "pearson",
                       models: Sequence[str] | None = None,
                       palette: Mapping[str, tuple[str, str]] | None = None,
-                      streams: Mapping[str, Sequence[str]] | None = None) -> Figure:
-    """APA overview per ROI: the brain baseline's distribution beside each model's APS, and
-    the verdicts.
+                      streams: Mapping[str, Sequence[str]] | None = None,
+                      nulls: pd.DataFrame | None = None) -> Figure:
+    """APA overview per ROI: the brain baseline's distribution beside each model's APS, the
+    generic null profiles' APS, and the verdicts.
 
     Parameters
     ----------
@@ -326,13 +327,17 @@ def plot_apa_overview(apa: pd.DataFrame, apa_summary: pd.DataFrame, roi_order: S
         label → (colour, marker) (:func:`palette_from_models`).
     streams : mapping, optional
         stream → ROIs; boundaries drawn and named.
+    nulls : DataFrame, optional
+        The ``apa_nulls`` table: each generic null profile's mean APS per ROI is drawn as a
+        short grey bar across the ROI's slot (gid ``"null:<name>"``), the level a candidate
+        must clear to say more than "r resembles what every ROI resembles".
 
     Returns
     -------
     matplotlib.figure.Figure
         Top axes (ylabel :data:`APS_LABEL`): per ROI a grey box of the brain APS over target
         subjects (gid ``"brain:box"``, dots gid ``"brain:subjects"``) beside each model's mean
-        and CI (line gid = model label). Bottom axes (title ``"verdict"``): one row per model,
+        and CI (line gid = model label), and the nulls' bars. Bottom axes (title ``"verdict"``): one row per model,
         one cell per ROI, coloured pass / fail / n/a (texts gid ``"verdict:<model>:<roi>"``).
     """
     rois = check_roi_order(roi_order)
@@ -376,6 +381,8 @@ def plot_apa_overview(apa: pd.DataFrame, apa_summary: pd.DataFrame, roi_order: S
         errorbar_series(ax, x + offsets[i + 1], per_roi(rows, rois, "aps_mean"),
                         per_roi(rows, rois, "aps_ci_low"), per_roi(rows, rois, "aps_ci_high"),
                         color=color, marker=marker, label=label, markersize=4.0)
+    if nulls is not None:
+        _draw_nulls(ax, nulls, rois, measure, variant, match)
     ax.axhline(0.0, color=CEILING_COLOR, linestyle="--", linewidth=0.8, zorder=0)
     ax.set_ylabel(APS_LABEL if match == "pearson" else f"Alignment pattern similarity ({match})")
     roi_axis(ax, rois)
@@ -411,6 +418,33 @@ def plot_apa_overview(apa: pd.DataFrame, apa_summary: pd.DataFrame, roi_order: S
     vax.set_title("verdict", fontsize="small")
     roi_axis(vax, rois)
     return finalize(fig)
+
+
+#: Generic null profiles (``apa_nulls``'s ``null``) → (legend label, line style).
+NULL_STYLES = {
+    "grand-mean": ("null: grand-mean profile", "-"),
+    "adjacency": ("null: anatomical adjacency", "--"),
+    "target-reliability": ("null: target reliability", ":"),
+}
+
+
+def _draw_nulls(ax, nulls: pd.DataFrame, rois: Sequence[str], measure: str, variant: str,
+                match: str) -> None:
+    """Each generic null's mean APS per ROI as a grey bar across the ROI's slot."""
+    try:
+        sel = select(nulls, "apa_nulls", measure=measure, variant=variant, match=match)
+    except ValueError:  # no null scored for this cell (e.g. an empty table): nothing to draw
+        return
+    names = [n for n in NULL_STYLES if n in set(sel["null"].astype(str))]
+    names += sorted(set(sel["null"].astype(str)) - set(names))
+    for name in names:
+        label, style = NULL_STYLES.get(name, (f"null: {name}", "-."))
+        mean = per_roi(sel[sel["null"].astype(str) == name], rois, "aps_mean")
+        if not np.isfinite(mean).any():  # e.g. target reliability on the normalized variants
+            continue
+        x = np.arange(len(rois), dtype=float)
+        ax.hlines(mean, x - 0.45, x + 0.45, colors="0.45", linestyles=style, linewidth=1.0,
+                  zorder=1, label=label, gid=f"null:{name}")
 
 
 def _zscore(v: np.ndarray) -> np.ndarray:

@@ -24,7 +24,7 @@ FIGURE_KINDS: dict[str, tuple[str, ...]] = {
     "conventional": ("model_brain_summary",),
     "layers": ("model_brain", "model_brain_summary"),
     "brain_patterns": ("brain_brain", "ceilings"),
-    "aps": ("apa", "apa_summary"),
+    "aps": ("apa", "apa_summary", "apa_nulls"),
     "profiles": ("brain_brain", "model_brain", "model_brain_summary", "ceilings"),
     "score_vs_aps": ("model_brain_summary", "apa_summary"),
     "confusion": ("apa_confusion",),
@@ -97,7 +97,8 @@ def render(kind: str, cfg: Mapping, tables: Mapping[str, str], png_path: str | P
                                         streams=streams)
     elif kind == "aps":
         fig = apa.plot_apa_overview(t["apa"], t["apa_summary"], rois, measure, variant,
-                                    match=match, palette=palette, streams=streams)
+                                    match=match, palette=palette, streams=streams,
+                                    nulls=t["apa_nulls"])
     elif kind == "profiles":
         fig = apa.plot_profile_panels(t["brain_brain"], t["model_brain"],
                                       t["model_brain_summary"], rois, measure, variant=variant,
