@@ -293,15 +293,74 @@ def test_brain_patterns_variants_streams_stability(tables, tmp_path):
     assert len(dots) == 3 and all(len(d.get_xdata()) == len(T.SUBJECTS) for d in dots)
 
 
+def _pairs_from(mats_by_pair):
+    """(S, S, R, R) [source, target] with NaN on the diagonal pairs."""
+    S = len(mats_by_pair)
+    R = next(m for row in mats_by_pair for m in row if m is not None).shape[0]
+    out = np.full((S, S, R, R), np.nan)
+    for a in range(S):
+        for b in range(S):
+            if a != b:
+                out[a, b] = mats_by_pair[a][b]
+    return out
+
+
 def test_matrix_stability_closed_form():
     rng = np.random.default_rng(0)
     base = rng.normal(size=(5, 5))
-    same = np.stack([base] * 4)
+    same = _pairs_from([[base] * 5 for _ in range(5)])
     assert np.allclose(figures.matrix_stability(same), 1.0)
-    flipped = np.stack([base, base, -base, -base])
-    # each subject's partner mean is (base - 2 base)/3 or (−base + 2 base)/3 ... r = −1 or 1
+    # target subjects 0-2 see base, 3-4 see −base (from every source): each double-exclusion
+    # reference mixes the rest, so its sign is that of the majority left
+    sign = [1, 1, 1, -1, -1]
+    flipped = _pairs_from([[sign[b] * base for b in range(5)] for _ in range(5)])
     st = figures.matrix_stability(flipped)
-    assert np.allclose(np.abs(st), 1.0) and np.allclose(st, [-1, -1, -1, -1])
+    # s = 0: refs without {0, s*} hold targets {1,2,3,4} − s*: 2 vs 1 or 1 vs 2 ... computed
+    want = []
+    for s in range(5):
+        rs = []
+        for t in range(5):
+            if t == s:
+                continue
+            rest = [b for b in range(5) if b not in (s, t)]
+            ref = np.mean([sign[b] * base for a in rest for b in rest if a != b], axis=0)
+            rs.append(np.corrcoef(sign[s] * base.ravel(), ref.ravel())[0, 1])
+        want.append(np.mean(rs))
+    np.testing.assert_allclose(st, want, atol=1e-12)
+
+
+def test_matrix_stability_is_double_exclusion_brute_force():
+    # random pairs with a source-subject quirk: a reference that kept the stand-in's other
+    # pairs would share it; the double-exclusion one must not
+    rng = np.random.default_rng(4)
+    S, R = 6, 4
+    shared = rng.normal(size=(R, R))
+    quirk = rng.normal(size=(S, R, R))
+    P = np.full((S, S, R, R), np.nan)
+    for a in range(S):
+        for b in range(S):
+            if a != b:
+                P[a, b] = shared + quirk[a] + 0.5 * rng.normal(size=(R, R))
+    P[2, 5, 1, 3] = np.nan  # a missing entry
+    st = figures.matrix_stability(P)
+    for s in range(S):
+        rs = []
+        for t in range(S):
+            if t == s:
+                continue
+            others = [P[a, b] for a in range(S) for b in range(S)
+                      if a != b and {a, b}.isdisjoint({s, t})]
+            ref = np.nanmean(np.stack(others), axis=0).ravel()
+            x = P[t, s].ravel()
+            ok = np.isfinite(x) & np.isfinite(ref)
+            rs.append(np.corrcoef(x[ok], ref[ok])[0, 1])
+        assert st[s] == pytest.approx(np.mean(rs), abs=1e-12)
+    # the former form (a target's mean matrix vs the other targets' mean) reads higher: it
+    # shares the stand-ins' quirks (and averages over sources)
+    M = np.nanmean(P, axis=0)
+    shared_ref = [np.corrcoef(M[s].ravel(), np.delete(M, s, axis=0).mean(0).ravel())[0, 1]
+                  for s in range(S)]
+    assert np.mean(shared_ref) > np.mean(st) + 0.05
 
 
 def test_aps_per_roi(tables, tmp_path):

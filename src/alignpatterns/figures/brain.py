@@ -88,16 +88,16 @@ def _ceiling_kind(measure: str) -> str:
     return "lp_ceiling" if measure.startswith("lp-") else "split_half"
 
 
-def subject_matrices(brain_brain: pd.DataFrame, roi_order: Sequence[str], measure: str,
-                     variant: str = "full", *, ceilings: pd.DataFrame | None = None,
-                     min_ceiling: float = 0.1, split: str = "test"
-                     ) -> tuple[list[str], np.ndarray]:
-    """Each target subject's alignment-pattern matrix, with the APA variant applied.
+def pair_matrices(brain_brain: pd.DataFrame, roi_order: Sequence[str], measure: str,
+                  variant: str = "full", *, ceilings: pd.DataFrame | None = None,
+                  min_ceiling: float = 0.1, split: str = "test"
+                  ) -> tuple[list[str], np.ndarray]:
+    """Every ordered subject pair's alignment-pattern matrix, with the APA variant applied.
 
-    M_s[r, r′] = mean over source subjects s′ ≠ s of A_{s′→s}[r, r′] (``brain_brain``). The
-    variant masks or scales entries as APA does (docs/apa.md): ``offdiag`` blanks r′ = r;
-    ``normalized`` divides column r′ by the target subject's ceiling C_s[r′] and blanks columns
-    whose ceiling is below ``min_ceiling`` in any subject; ``normalized_offdiag`` does both.
+    P[s′, s] = A_{s′→s} (``brain_brain``; source s′, target s). The variant masks or scales
+    entries as APA does (docs/apa.md): ``offdiag`` blanks r′ = r; ``normalized`` divides column
+    r′ by the target subject's ceiling C_s[r′] and blanks columns whose ceiling is below
+    ``min_ceiling`` in any subject; ``normalized_offdiag`` does both.
 
     Parameters
     ----------
@@ -117,9 +117,9 @@ def subject_matrices(brain_brain: pd.DataFrame, roi_order: Sequence[str], measur
     Returns
     -------
     subjects : list of str
-        Target subjects, sorted.
-    matrices : ndarray, shape (n_subjects, n_rois, n_rois)
-        NaN where an entry is missing or masked.
+        Subjects (sources and targets), sorted.
+    pairs : ndarray, shape (n_subjects, n_subjects, n_rois, n_rois)
+        [source, target]; NaN on s′ = s, where an entry is missing, or masked.
     """
     rois = check_roi_order(roi_order)
     if variant not in MATRIX_VARIANTS:
@@ -128,17 +128,18 @@ def subject_matrices(brain_brain: pd.DataFrame, roi_order: Sequence[str], measur
     sel = select(brain_brain, "brain_brain", measure=measure, split=split)
     sel = sel.loc[(sel["source_subject"].astype(str)
                    != sel["target_subject"].astype(str)).to_numpy()]
-    frame = pd.DataFrame({"t": sel["target_subject"].astype(str).to_numpy(),
+    frame = pd.DataFrame({"s": sel["source_subject"].astype(str).to_numpy(),
+                          "t": sel["target_subject"].astype(str).to_numpy(),
                           "r": sel["source_roi"].astype(str).to_numpy(),
                           "c": sel["target_roi"].astype(str).to_numpy(),
                           "v": pd.to_numeric(sel["score"], errors="coerce").to_numpy(float)})
-    subjects = sorted(frame["t"].unique())
-    mean = frame.groupby(["t", "r", "c"])["v"].mean()
-    idx = pd.MultiIndex.from_product([subjects, rois, rois])
-    mats = mean.reindex(idx).to_numpy(dtype=float, copy=True).reshape(
-        len(subjects), len(rois), len(rois))
+    subjects = sorted(set(frame["t"]) | set(frame["s"]))
+    mean = frame.groupby(["s", "t", "r", "c"])["v"].mean()
+    idx = pd.MultiIndex.from_product([subjects, subjects, rois, rois])
+    S, R = len(subjects), len(rois)
+    pairs = mean.reindex(idx).to_numpy(dtype=float, copy=True).reshape(S, S, R, R)
     if variant.endswith("offdiag"):
-        mats[:, np.arange(len(rois)), np.arange(len(rois))] = np.nan
+        pairs[:, :, np.arange(R), np.arange(R)] = np.nan
     if variant.startswith("normalized"):
         if ceilings is None:
             raise ValueError(f"variant {variant!r} needs the ceilings table")
@@ -149,39 +150,83 @@ def subject_matrices(brain_brain: pd.DataFrame, roi_order: Sequence[str], measur
                             "v": pd.to_numeric(c["value"], errors="coerce").to_numpy(float)})
               .groupby(["s", "r"])["v"].mean()
               .reindex(pd.MultiIndex.from_product([subjects, rois]))
-              .to_numpy(dtype=float).reshape(len(subjects), len(rois)))
+              .to_numpy(dtype=float).reshape(S, R))
         keep = np.all(np.isfinite(cm) & (cm >= min_ceiling), axis=0)
         with np.errstate(divide="ignore", invalid="ignore"):
-            mats = mats / cm[:, None, :]
-        mats[:, :, ~keep] = np.nan
-    return subjects, mats
+            pairs = pairs / cm[None, :, None, :]  # column r′ by the target's ceiling
+        pairs[..., ~keep] = np.nan
+    return subjects, pairs
 
 
-def matrix_stability(matrices: np.ndarray) -> np.ndarray:
-    """Cross-subject stability: Pearson r of each subject's matrix with the others' mean.
+def subject_matrices(brain_brain: pd.DataFrame, roi_order: Sequence[str], measure: str,
+                     variant: str = "full", *, ceilings: pd.DataFrame | None = None,
+                     min_ceiling: float = 0.1, split: str = "test"
+                     ) -> tuple[list[str], np.ndarray]:
+    """Each target subject's alignment-pattern matrix, with the APA variant applied.
+
+    M_s[r, r′] = mean over source subjects s′ ≠ s of A_{s′→s}[r, r′] (:func:`pair_matrices`,
+    whose parameters these are).
+
+    Returns
+    -------
+    subjects : list of str
+        Target subjects, sorted.
+    matrices : ndarray, shape (n_subjects, n_rois, n_rois)
+        NaN where an entry is missing or masked.
+    """
+    subjects, pairs = pair_matrices(brain_brain, roi_order, measure, variant,
+                                    ceilings=ceilings, min_ceiling=min_ceiling, split=split)
+    targets = [k for k in range(len(subjects)) if np.isfinite(pairs[:, k]).any()]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN entries stay NaN
+        mats = np.nanmean(pairs[:, targets], axis=0)
+    return [subjects[k] for k in targets], mats
+
+
+def matrix_stability(pairs: np.ndarray) -> np.ndarray:
+    """Cross-subject stability of each target subject's matrix, against double-exclusion
+    references (SPEC.md §4, "Stability").
+
+    stability_s = mean over stand-ins s* ≠ s of r(A_{s*→s}, ā^{−{s,s*}}), with ā^{−Q} the mean
+    of A_{a→b} over the ordered pairs with a, b ∉ Q and r the Pearson correlation over the
+    matrix entries finite in both: the same form as APA's brain baseline, on whole matrices.
+    No reference shares the stand-in's or the target's data (the other subjects' mean
+    matrices would, through the pairs with s* as source, and overstate stability).
 
     Parameters
     ----------
-    matrices : ndarray, shape (n_subjects, n_rois, n_rois)
-        From :func:`subject_matrices`.
+    pairs : ndarray, shape (n_subjects, n_subjects, n_rois, n_rois)
+        [source, target] from :func:`pair_matrices`.
 
     Returns
     -------
     ndarray, shape (n_subjects,)
-        r over the entries finite in both; NaN with fewer than 3 such entries or < 2 subjects.
+        NaN for a subject without a stand-in whose correlation is defined (≥ 3 shared finite
+        entries, both non-constant; needs ≥ 4 subjects for a reference).
     """
-    n = matrices.shape[0]
-    out = np.full(n, np.nan)
-    if n < 2:
-        return out
-    flat = matrices.reshape(n, -1)
-    for i in range(n):
-        with np.errstate(invalid="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            other = np.nanmean(np.delete(flat, i, axis=0), axis=0)
-        ok = np.isfinite(flat[i]) & np.isfinite(other)
-        if ok.sum() >= 3 and flat[i, ok].std() > 0 and other[ok].std() > 0:
-            out[i] = float(np.corrcoef(flat[i, ok], other[ok])[0, 1])
+    S = pairs.shape[0]
+    flat = pairs.reshape(S, S, -1)
+    finite = np.isfinite(flat)
+    total, count = np.where(finite, flat, 0.0).sum(axis=(0, 1)), finite.sum(axis=(0, 1))
+    out = np.full(S, np.nan)
+    for s in range(S):
+        rs = []
+        for s_star in range(S):
+            if s_star == s or not finite[s_star, s].any():
+                continue
+            # remove every pair that involves s or s* from the sums
+            drop = np.zeros((S, S), dtype=bool)
+            drop[[s, s_star], :] = drop[:, [s, s_star]] = True
+            t = total - np.where(finite[drop], flat[drop], 0.0).sum(axis=0)
+            c = count - finite[drop].sum(axis=0)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                ref = np.where(c > 0, t / np.maximum(c, 1), np.nan)
+            x = flat[s_star, s]
+            ok = np.isfinite(x) & np.isfinite(ref)
+            if ok.sum() >= 3 and x[ok].std() > 0 and ref[ok].std() > 0:
+                rs.append(float(np.corrcoef(x[ok], ref[ok])[0, 1]))
+        if rs:
+            out[s] = float(np.mean(rs))
     return out
 
 
@@ -243,7 +288,8 @@ def plot_brain_patterns(brain_brain: pd.DataFrame, roi_order: Sequence[str], mea
     matplotlib.figure.Figure
         One heatmap per variant (axes title = variant; image gid ``"matrix"``; rows = source ROI,
         columns = target ROI; mean over subjects of M_s), then a panel "cross-subject stability"
-        with one dot per target subject per variant (r with the other subjects' mean matrix).
+        with one dot per target subject per variant (:func:`matrix_stability`: double
+        exclusion, as APA's brain baseline).
     """
     rois = order_by_stream(check_roi_order(roi_order), streams)
     groups = stream_groups(rois, streams)
@@ -252,8 +298,15 @@ def plot_brain_patterns(brain_brain: pd.DataFrame, roi_order: Sequence[str], mea
     if not drawn:
         raise ValueError(f"none of the variants {list(variants)} can be drawn as a matrix "
                          f"(drawable: {list(MATRIX_VARIANTS)}; normalized ones need ceilings)")
-    mats = {v: subject_matrices(brain_brain, rois, measure, v, ceilings=ceilings,
-                                min_ceiling=min_ceiling, split=split) for v in drawn}
+    mats, stability = {}, {}
+    for v in drawn:
+        subjects, pairs = pair_matrices(brain_brain, rois, measure, v, ceilings=ceilings,
+                                        min_ceiling=min_ceiling, split=split)
+        targets = [k for k in range(len(subjects)) if np.isfinite(pairs[:, k]).any()]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            mats[v] = ([subjects[k] for k in targets], np.nanmean(pairs[:, targets], axis=0))
+        stability[v] = matrix_stability(pairs)[targets]
     ncol = min(len(drawn), 2)
     nrow = int(np.ceil(len(drawn) / ncol))
     cell = 3.1 if ncol > 1 else 3.4
@@ -284,8 +337,7 @@ def plot_brain_patterns(brain_brain: pd.DataFrame, roi_order: Sequence[str], mea
         cbar.outline.set_linewidth(0.4)
     sax = fig.add_subplot(gs[nrow, :])
     for k, v in enumerate(drawn):
-        subjects, m = mats[v]
-        st = matrix_stability(m)
+        st = stability[v]
         x = np.full(len(st), float(k)) + np.linspace(-0.15, 0.15, len(st))
         sax.plot(x, st, linestyle="none", marker="o", markersize=3.5, color="0.45",
                  gid=f"stability:{v}", label="one target subject" if k == 0 else "_nolegend_")
@@ -297,8 +349,9 @@ def plot_brain_patterns(brain_brain: pd.DataFrame, roi_order: Sequence[str], mea
     sax.set_xticks(np.arange(len(drawn)))
     sax.set_xticklabels(drawn)
     sax.set_xlim(-0.6, len(drawn) - 0.4)
-    sax.set_ylabel("r with other\nsubjects' mean")
-    sax.set_title("cross-subject stability (dots: target subjects; bar: mean)")
+    sax.set_ylabel("r with the rest's\nmean (double excl.)")
+    sax.set_title("cross-subject stability: r(A_{s*→s}, mean of the pairs without s, s*), "
+                  "dots: target subjects s; bar: mean")
     names = ", ".join(f"{g[0]}" for g in groups if g[0])
     suptitle(fig, f"Brain alignment patterns · {measure} · {split} split · mean over "
              f"{len(mats[drawn[0]][0])} target subjects"
