@@ -33,6 +33,57 @@ def test_lp_ceiling_is_mean_sqrt_nc(subjects):
     assert 0 < got < 1
 
 
+def _roi_with_reps(rng, n_train_reps, n_test_reps, v=12, n=30):
+    from alignpatterns.data.bmd import ROIData
+
+    signal = rng.standard_normal((n, 1, v))
+    tr = signal + rng.standard_normal((n, n_train_reps, v))
+    te = signal + rng.standard_normal((n, n_test_reps, v))
+    return ROIData(np.arange(v), tr, te, tr.mean(1), te.mean(1), ncsnr(tr)[0], ncsnr(te)[0],
+                   float(n_test_reps))
+
+
+def test_lp_ceiling_uses_the_split_s_own_repetition_count():
+    """Algonauts' held-out test split has 3 repetitions, not BMD's 10: NC uses n = 3."""
+    from alignpatterns.data.bmd import SubjectData
+
+    rng = np.random.default_rng(7)
+    subs = {s: SubjectData(s, [], [], {"A": _roi_with_reps(rng, 3, k)})
+            for s, k in (("01", 3), ("02", 10))}
+    rows = pd.DataFrame(ceiling_rows(subs, ["A"], ["lp-ridge-pearson"]))
+    for s, k in (("01", 3), ("02", 10)):
+        d = subs[s].rois["A"]
+        for split, snr, n in (("test", d.ncsnr_test, k), ("train", d.ncsnr_train, 3)):
+            row = rows.query("subject == @s and split == @split").iloc[0]
+            nc = ncsnr(d.test_reps if split == "test" else d.train_reps, n=n)[1] / 100
+            assert row["value"] == pytest.approx(np.mean(np.sqrt(nc)), rel=1e-10)
+            assert row["value"] == pytest.approx(np.mean(np.sqrt(snr**2 / (snr**2 + 1 / n))))
+            assert row["n_reps"] == n
+    # with n = 10 the 3-repetition subject's ceiling would be inflated
+    d = subs["01"].rois["A"]
+    inflated = np.mean(np.sqrt(d.ncsnr_test**2 / (d.ncsnr_test**2 + 1 / 10)))
+    assert inflated > rows.query("subject == '01' and split == 'test'")["value"].item() + 0.02
+
+
+@pytest.mark.parametrize("measure", ["rsa-crossnobis-spearman", "rsa-correlation-spearman",
+                                     "cka-linear-debiased"])
+def test_split_half_ceiling_is_nan_when_nan_repetitions_empty_a_half(measure):
+    """NaN repetitions that leave a stimulus without data in one half make that half's
+    representation undefined: a NaN ceiling (the column is then dropped), not a crash."""
+    from alignpatterns.data.bmd import SubjectData
+
+    rng = np.random.default_rng(8)
+    bad, good = _roi_with_reps(rng, 3, 10), _roi_with_reps(rng, 3, 10)
+    # stimulus 0 loses every odd repetition but one, stimulus 1 all odd ones
+    bad.test_reps[0, [0, 2, 4, 6]] = np.nan
+    bad.test_reps[1, 0::2] = np.nan
+    subs = {"01": SubjectData("01", [], [], {"bad": bad, "good": good})}
+    rows = pd.DataFrame(ceiling_rows(subs, ["bad", "good"], [measure]))
+    half = rows[rows["kind"] == "split_half"].set_index("roi")["value"]
+    assert np.isnan(half["bad"])
+    assert np.isfinite(half["good"]) and half["good"] > 0.5
+
+
 def test_rsa_ceiling_uses_crossnobis_brain_rdms(subjects):
     subs, truth = subjects
     measure = "rsa-crossnobis-spearman"

@@ -54,6 +54,8 @@ SCHEMA_CASES = {
         {"apa__variants": ["full", "ofdiag"]},
         ["config key apa.variants[1]: 'ofdiag' is not one of", "did you mean 'offdiag'?"]),
     "device typo": ({"device": "gpu"}, ["config key device: 'gpu' is not one of"]),
+    "non-positive ceiling threshold": (  # 0 would keep a zero ceiling and divide by it
+        {"apa__min_ceiling": 0}, ["config key apa.min_ceiling: 0 is less than or equal to"]),
     "missing required key": (
         {"models__0__weights": None}, ["config key models[0]: 'weights' is a required property"]),
     "unknown key in a model entry": (

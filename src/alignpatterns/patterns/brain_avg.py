@@ -302,7 +302,7 @@ def loo_data_ceiling_rows(subjects: Mapping[str, SubjectData], rois: Sequence[st
         ``ceilings`` rows: measure, subject, roi, split ``"test"``, kind ``"ceiling_loo_data"``,
         value (NaN for a missing cell or fewer than 2 subjects), n_reps (test repetitions).
     """
-    from alignpatterns.data.bmd import REPS
+    from alignpatterns.patterns.conventional import n_repetitions
 
     subs = list(subjects)
     rows = []
@@ -322,7 +322,7 @@ def loo_data_ceiling_rows(subjects: Mapping[str, SubjectData], rois: Sequence[st
                     value = _test_scores(src, {roi: tgt}, measure, lp)[roi]
                 rows.append({"measure": measure, "subject": s, "roi": roi, "split": "test",
                              "kind": "ceiling_loo_data", "value": value,
-                             "n_reps": float(REPS["test"])})
+                             "n_reps": n_repetitions(subjects[s].rois.get(roi), "test")})
     return rows
 
 

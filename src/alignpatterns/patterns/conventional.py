@@ -19,10 +19,22 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from alignpatterns.data.bmd import REPS, ROIData, SubjectData
+from alignpatterns.data.bmd import ROIData, SubjectData
 from alignpatterns.measures import compare_rdms, linear_cka, rdm
 from alignpatterns.measures.ceilings import rsa_noise_ceiling
 from alignpatterns.patterns.alignment import brain_representation, is_lp, rdm_comparison
+
+#: Measures with an odd/even split-half reliability (APA's ``split_half`` ceiling).
+SPLIT_HALF_MEASURES = ("rsa-crossnobis-spearman", "rsa-correlation-spearman",
+                       "rsa-correlation-pearson", "cka-linear-debiased")
+
+
+def n_repetitions(d: ROIData | None, split: str) -> float:
+    """Repetitions per stimulus of one ROI's ``split`` (the betas' repetition axis: BMD 3 train
+    and 10 test, Algonauts 3 and 3); NaN for a missing ROI."""
+    if d is None:
+        return float("nan")
+    return float((d.train_reps if split == "train" else d.test_reps).shape[1])
 
 
 def split_half_reliability(d: ROIData, measure: str) -> float:
@@ -40,23 +52,31 @@ def split_half_reliability(d: ROIData, measure: str) -> float:
     Returns
     -------
     reliability : float
-        ``2 r / (1 + r)`` with r the half-to-half similarity; NaN when r ≤ −1 or undefined.
+        ``2 r / (1 + r)`` with r the half-to-half similarity; NaN when r ≤ −1 or undefined
+        (also when NaN repetitions leave a half without the data its representation needs).
     """
+    if measure not in SPLIT_HALF_MEASURES:
+        raise ValueError(f"no split-half reliability for measure {measure!r}")
     reps = d.test_reps
     halves = (reps[:, 0::2], reps[:, 1::2])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        if measure == "rsa-crossnobis-spearman":
-            a, b = (rdm(h, "crossnobis", backend="numpy") for h in halves)
-            r = compare_rdms(a, b, "spearman")
-        elif measure in ("rsa-correlation-spearman", "rsa-correlation-pearson"):
-            a, b = (rdm(np.nanmean(h, axis=1), "correlation", backend="numpy") for h in halves)
-            r = compare_rdms(a, b, rdm_comparison(measure))
-        elif measure == "cka-linear-debiased":
-            a, b = (np.nanmean(h, axis=1) for h in halves)
-            r = linear_cka(a, b, debiased=True, backend="numpy")
-        else:
-            raise ValueError(f"no split-half reliability for measure {measure!r}")
+        try:
+            if measure == "rsa-crossnobis-spearman":
+                a, b = (rdm(h, "crossnobis", backend="numpy") for h in halves)
+                r = compare_rdms(a, b, "spearman")
+            elif measure == "cka-linear-debiased":
+                a, b = (np.nanmean(h, axis=1) for h in halves)
+                r = linear_cka(a, b, debiased=True, backend="numpy")
+            else:
+                a, b = (rdm(np.nanmean(h, axis=1), "correlation", backend="numpy")
+                        for h in halves)
+                r = compare_rdms(a, b, rdm_comparison(measure))
+        except ValueError:
+            # a half without the data its representation needs (NaN repetitions leave a
+            # stimulus with no repetition, or one only, in that half): the reliability is
+            # undefined, so the target column is dropped (NaN ceiling), not the whole job
+            return float("nan")
     if not np.isfinite(r) or r <= -1:
         return float("nan")
     return float(2 * r / (1 + r))
@@ -70,19 +90,21 @@ def ceiling_rows(subjects: Mapping[str, SubjectData], rois: Sequence[str],
     for measure in measures:
         for roi in rois:
             for split in ("train", "test"):
-                n_reps = float(REPS[split])
+                n_reps = {s: n_repetitions(subjects[s].rois.get(roi), split) for s in subs}
                 if is_lp(measure):
                     for s in subs:
                         d = subjects[s].rois.get(roi)
                         val = np.nan
                         if d is not None:
                             snr = d.ncsnr_train if split == "train" else d.ncsnr_test
-                            nc = snr**2 / (snr**2 + 1.0 / n_reps)
+                            # NC for the mean over the split's repetitions (SPEC §3: n = 10
+                            # test and 3 train for BMD; Algonauts' held-out split has 3)
+                            nc = snr**2 / (snr**2 + 1.0 / n_reps[s])
                             # Pearson r is bounded by √NC, R² by NC
                             val = float(np.mean(nc if measure == "lp-ridge-r2" else np.sqrt(nc)))
                         rows.append({"measure": measure, "subject": s, "roi": roi,
                                      "split": split, "kind": "lp_ceiling", "value": val,
-                                     "n_reps": n_reps})
+                                     "n_reps": n_reps[s]})
                 elif measure.startswith("rsa-"):
                     reps = {s: brain_representation(subjects[s], roi, measure) for s in subs}
                     present = [s for s in subs if reps[s] is not None]
@@ -96,19 +118,20 @@ def ceiling_rows(subjects: Mapping[str, SubjectData], rois: Sequence[str],
                         for kind, vals in (("ceiling_lower", lower), ("ceiling_upper", upper)):
                             rows.append({"measure": measure, "subject": s, "roi": roi,
                                          "split": split, "kind": kind,
-                                         "value": float(vals.get(s, np.nan)), "n_reps": n_reps})
+                                         "value": float(vals.get(s, np.nan)),
+                                         "n_reps": n_reps[s]})
                 else:
                     for s in subs:
                         rows.append({"measure": measure, "subject": s, "roi": roi,
                                      "split": split, "kind": "ceiling_upper", "value": np.nan,
-                                     "n_reps": n_reps})
+                                     "n_reps": n_reps[s]})
                 if split == "test" and not is_lp(measure):
                     for s in subs:
                         d = subjects[s].rois.get(roi)
                         val = np.nan if d is None else split_half_reliability(d, measure)
                         rows.append({"measure": measure, "subject": s, "roi": roi,
                                      "split": split, "kind": "split_half", "value": val,
-                                     "n_reps": n_reps})
+                                     "n_reps": n_reps[s]})
     return rows
 
 
