@@ -107,9 +107,9 @@ def test_apa_benchmark_quick_runs_every_stage():
     cfg = bench_apa.QUICK
     payload = bench_apa.run_benchmark(cfg, ["cka-linear-debiased"], log=_quiet)
     stage = payload["apa_stage"]
-    # one summary row per variant × ROI × (candidates + the brain baseline)
-    assert stage["n_summary_rows"] == len(bench_apa.VARIANTS) * cfg["rois"] * (
-        cfg["candidates"] + 1)
+    # one summary row per selection × variant × ROI × (candidates + the brain baseline)
+    assert stage["n_summary_rows"] == len(bench_apa.SELECTIONS) * len(bench_apa.VARIANTS) * (
+        cfg["rois"] * (cfg["candidates"] + 1))
     assert stage["per_measure_s"] == pytest.approx(
         stage["run_apa_s"] + stage["generic_nulls_s"] + stage["identification_s"])
     bb = payload["brain_brain"]["per_measure"]["cka-linear-debiased"]
