@@ -242,3 +242,42 @@ def test_pipeline_passes_apa_missing_to_every_apa_table(missing, monkeypatch):
     pipeline.apa(cfg, "m", "mb", "bb", "ceil", [], "a", "s", "n", "c")
     assert seen == dict.fromkeys(["run_apa", "bootstrap_columns", "generic_null_rows",
                                   "roi_identification"], missing)
+
+
+@pytest.mark.parametrize("partners", [None, 3])
+def test_pipeline_skips_the_delta_bootstrap_with_partner_pairs(partners, monkeypatch, caplog):
+    """With apa.partners the subject × stimulus bootstrap is not drawn (its stand-ins may be any
+    other subject): bootstrap_columns gets no draws and the job says why; without, the
+    bootstrap files are read."""
+    from alignpatterns import io, pipeline
+    from alignpatterns.patterns import apa_boot
+
+    empty = pd.DataFrame({"measure": pd.Series([], dtype=str)})
+    seen = {}
+    monkeypatch.setattr(io, "read_table", lambda *a, **k: empty)
+    monkeypatch.setattr(io, "write_table", lambda *a, **k: None)
+    monkeypatch.setattr(pipeline, "apa_pairs", lambda cfg, bb: bb)
+    monkeypatch.setattr(pipeline, "load_nulls", lambda *a, **k: {})
+    monkeypatch.setattr(pipeline, "roi_adjacency", lambda cfg: None)
+    monkeypatch.setattr(pipeline, "load_boots",
+                        lambda *a, **k: (np.zeros((5, 1, 1, 1, 1)), {"m": None}, 12))
+    monkeypatch.setattr(apa, "run_apa", lambda *a, **k: (empty, empty))
+    monkeypatch.setattr(apa, "generic_null_rows", lambda *a, **k: empty)
+    monkeypatch.setattr(apa, "roi_identification", lambda *a, **k: empty)
+
+    def columns(summary, bb, mb, subjects, rois, measure, brain_boot, model_boot, n_test,
+                seed, **kw):
+        seen["n_test"], seen["draws"] = n_test, len(brain_boot)
+        return summary
+
+    monkeypatch.setattr(apa_boot, "bootstrap_columns", columns)
+    cfg = resolve_config(validate_config(_tiny(n_bootstrap=5)))
+    cfg["apa"]["partners"] = partners
+    with caplog.at_level("WARNING"):
+        pipeline.apa(cfg, "m", "mb", "bb", "ceil", [], "a", "s", "n", "c", boot_paths=["b"])
+    if partners:
+        assert seen == {"n_test": 0, "draws": 0}
+        assert "subject × stimulus bootstrap of Δ is not drawn" in caplog.text
+    else:
+        assert seen == {"n_test": 12, "draws": 5}
+        assert "not drawn" not in caplog.text

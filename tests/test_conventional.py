@@ -124,6 +124,39 @@ def test_summary_selects_on_train_and_reports_test():
     assert not bool(out.loc["a", "distinguishable_from_best"])
 
 
+def test_summary_paper_rule_reads_the_percentile_bootstrap_bound():
+    """The paper preset's rule compares a model's mean with the best model's lower bound of a
+    percentile subject bootstrap (the released code's interval), not with a t-interval."""
+    from alignpatterns.patterns.streams import stream
+
+    subjects = [f"{i:02d}" for i in range(1, 11)]
+    best = np.random.default_rng(3).normal(0.30, 0.02, len(subjects))
+    t_lo = stats.t.interval(0.95, len(best) - 1, loc=best.mean(), scale=stats.sem(best))[0]
+    idx = stream(7, "m", "V1", "conventional-bootstrap").integers(
+        0, len(best), size=(1000, len(best)))
+    boot_lo, boot_hi = np.percentile(best[idx].mean(axis=1), [2.5, 97.5])
+    assert t_lo < boot_lo  # 10 subjects: the percentile interval is the narrower
+    other = np.full(len(subjects), (t_lo + boot_lo) / 2)  # between the two lower bounds
+    rows = [{"measure": "m", "model": model, "weights": "random", "layer": "L0",
+             "layer_index": 0, "subject": s, "roi": "V1", "split": split, "score": v,
+             "n_source_dims": 4, "n_vertices": 9}
+            for model, te in (("best", best), ("other", other))
+            for s, v in zip(subjects, te, strict=True) for split in ("train", "test")]
+    mb = pd.DataFrame(rows)
+    ceil = pd.DataFrame({"measure": "m", "subject": subjects, "roi": "V1", "split": "test",
+                         "kind": "lp_ceiling", "value": 0.8, "n_reps": 10.0})
+    boot = summarize_model_brain(mb, ceil, ci="percentile-bootstrap", n_bootstrap=1000,
+                                 seed=7).set_index("model")
+    assert (boot.loc["best", "ci_low"], boot.loc["best", "ci_high"]) == pytest.approx(
+        (boot_lo, boot_hi))
+    assert bool(boot.loc["other", "distinguishable_from_best"])
+    t = summarize_model_brain(mb, ceil).set_index("model")
+    assert t.loc["best", "ci_low"] == pytest.approx(t_lo)
+    assert not bool(t.loc["other", "distinguishable_from_best"])
+    with pytest.raises(ValueError, match="ci must be one of"):
+        summarize_model_brain(mb, ceil, ci="bca")
+
+
 @pytest.mark.parametrize(
     "measure", ["rsa-crossnobis-spearman", "rsa-correlation-spearman", "cka-linear-debiased"]
 )

@@ -61,13 +61,14 @@ def _sklearn_recipe(Xtr, Ytr, Xte, Yte):
     xs, ys = StandardScaler().fit(Xtr), StandardScaler().fit(Ytr)
     Xtr, Xte = xs.transform(Xtr), xs.transform(Xte)
     Ytr, Yte = ys.transform(Ytr), ys.transform(Yte)
-    oof = np.zeros_like(Ytr)
+    train = []
     test = []
     for fit, held in KFold(5, shuffle=True, random_state=1).split(Xtr):
         m = RidgeCV(alphas=np.logspace(0, 9, 19)).fit(Xtr[fit], Ytr[fit])
-        oof[held] = m.predict(Xtr[held])
+        # the released LinearPredictivity: score(held) * len(held), summed, / len(x)
+        train.append(m.score(Xtr[held], Ytr[held]) * len(held))
         test.append(r2_score(Yte, m.predict(Xte)))  # uniform average over targets
-    return r2_score(Ytr, oof), float(np.mean(test))
+    return float(np.sum(train) / len(Xtr)), float(np.mean(test))
 
 
 def _lp_problem(seed, n_train=120, n_test=40, p=30, v=12):
@@ -174,20 +175,33 @@ def test_rsa_correlation_pearson_is_float32_pearson_of_one_minus_pearson_rdms():
 # ------------------------------------------------------------------------------ NaN betas
 
 
-def test_impute_trial_mean_fills_nan_with_the_stimulus_mean_then_zero():
+def _released_impute(reps: np.ndarray) -> np.ndarray:
+    """The released code, re-told: nanmean over repetitions (keeping a length-1 trial axis),
+    then ``impute_nans``: NaN → mean over the trial axis of the same stimulus and voxel → 0."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        data = np.nanmean(reps, axis=1)[:, None, :]
+        nan_ids = np.where(np.isnan(data))
+        trial_mean = np.nanmean(data, axis=1)
+    data[nan_ids] = trial_mean[nan_ids[0], nan_ids[2]]
+    data[np.isnan(data)] = 0.0
+    return data[:, 0, :]
+
+
+def test_impute_trial_mean_is_the_released_codes_trial_mean_then_zero():
     rng = np.random.default_rng(5)
-    avg = rng.standard_normal((6, 8))
-    avg[0, [1, 4]] = np.nan
-    avg[3, 7] = np.nan
-    avg[5] = np.nan
+    reps = rng.standard_normal((6, 3, 8))
+    reps[0, :, 1] = np.nan        # no finite repetition: 0
+    reps[0, 0, 4] = np.nan        # one repetition missing: the mean of the other two
+    reps[5] = np.nan              # a stimulus without any data: 0 everywhere
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        avg = np.nanmean(reps, axis=1)
     got = impute_trial_mean(avg)
-    want = avg.copy()
-    for i in range(6):
-        row = avg[i]
-        fill = np.nanmean(row) if np.isfinite(row).any() else 0.0
-        want[i, np.isnan(row)] = fill
-    np.testing.assert_allclose(got, want)
-    assert not np.isnan(got).any() and np.isnan(avg).sum() == 11  # input untouched
+    np.testing.assert_array_equal(got, _released_impute(reps))
+    assert got[0, 1] == 0.0 and np.all(got[5] == 0.0)
+    assert got[0, 4] == pytest.approx(reps[0, 1:, 4].mean())
+    assert not np.isnan(got).any() and np.isnan(avg).sum() == 9  # input untouched
 
 
 def test_prepare_keeps_and_imputes_vertices_the_default_drops():
@@ -217,8 +231,9 @@ def test_prepare_keeps_and_imputes_vertices_the_default_drops():
         warnings.simplefilter("ignore", RuntimeWarning)
         avg = np.nanmean(betas["train"], axis=1)
     want = avg.copy()
-    want[2, 5] = np.nanmean(avg[2])
+    want[2, 5] = 0.0  # no finite repetition: the released code's trial mean is NaN, then 0
     np.testing.assert_allclose(imputed.train, want)
+    np.testing.assert_allclose(imputed.train, _released_impute(betas["train"]))
     np.testing.assert_allclose(dropped.train, np.delete(avg, 5, axis=1))
     with pytest.raises(ValueError, match="nan_betas"):
         prepare(Source(), ["R"], 0.2, 2, nan_betas="zero")

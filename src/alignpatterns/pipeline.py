@@ -485,7 +485,12 @@ def gather_alignment(cfg: dict, mb_paths, bb_paths, ceilings_path, out_mb, out_s
 
     mb = io.write_table(io.concat_tables(mb_paths, "model_brain"), out_mb, "model_brain", cfg)
     io.write_table(io.concat_tables(bb_paths, "brain_brain"), out_bb, "brain_brain", cfg)
-    summary = summarize_model_brain(mb, io.read_table(ceilings_path, "ceilings"))
+    a = cfg.get("apa", {})
+    paper = a.get("ci_method") == "percentile-bootstrap"  # the paper preset's intervals
+    summary = summarize_model_brain(mb, io.read_table(ceilings_path, "ceilings"),
+                                    ci="percentile-bootstrap" if paper else "t",
+                                    n_bootstrap=int(a.get("n_bootstrap", 1000)),
+                                    seed=int(cfg.get("seed", 0)))
     io.write_table(summary, out_summary, "model_brain_summary", cfg)
 
 
@@ -623,6 +628,11 @@ def apa(cfg: dict, measure: str, mb_path: str, bb_path: str, ceilings_path: str,
                             selections=selections, ci_method=a.get("ci_method", "jackknife-t"),
                             n_bootstrap=int(a.get("n_bootstrap", 0)), seed=cfg["seed"],
                             missing=missing)
+    if boot_paths is not None and a.get("partners") and int(a.get("n_bootstrap", 0)) > 0:
+        log.warning("apa.partners: the subject × stimulus bootstrap of Δ is not drawn (a "
+                    "resampled stand-in may be any other subject, so it needs every ordered "
+                    "pair); delta_boot_* stay NaN")
+        boot_paths = None
     if boot_paths is None:  # no bootstrap: NaN columns
         brain_boot, model_boot, n_test = np.empty((0,)), {}, 0
     else:

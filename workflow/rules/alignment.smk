@@ -62,7 +62,7 @@ rule gather_alignment:
         summary="results/tables/model_brain_summary.parquet",
         brain_brain="results/tables/brain_brain.parquet",
     params:
-        cfg=cfg_for("measures"),
+        cfg=cfg_for("measures", "apa", "seed"),
     log:
         "results/logs/gather_alignment.log",
     benchmark:

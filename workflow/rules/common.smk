@@ -191,19 +191,25 @@ def model_cfg(wildcards):
     return out
 
 
+def stimulus_bootstrap_draws():
+    """Draws of the subject x stimulus bootstrap of Delta: apa.n_bootstrap, but none with
+    apa.partners (its resamples need every ordered pair; the apa job says so)."""
+    return 0 if CFG["apa"].get("partners") else CFG["apa"]["n_bootstrap"]
+
+
 def model_brain_cfg(wildcards):
     """Config for one model x subject alignment job."""
     out = cfg_for("rois", "measures", "lp", "seed")
     out["models"] = [m for m in CFG["models"] if m["name"] == wildcards.model]
     out["apa"] = {"n_permutations": CFG["apa"]["n_permutations"],
-                  "n_bootstrap": CFG["apa"]["n_bootstrap"]}
+                  "n_bootstrap": stimulus_bootstrap_draws()}
     return out
 
 
 def brain_brain_cfg(wildcards):
     """Config for one brain x brain job (the bootstrap draws need the seed and their number)."""
     out = cfg_for("rois", "lp", "seed")
-    out["apa"] = {"n_bootstrap": CFG["apa"]["n_bootstrap"]}
+    out["apa"] = {"n_bootstrap": stimulus_bootstrap_draws()}
     return out
 
 

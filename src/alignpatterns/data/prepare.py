@@ -7,9 +7,9 @@ rules that do not depend on the format:
 
 - stimuli in ``exclude_stimuli`` are removed from both splits;
 - a vertex NaN in all repetitions of any kept stimulus is dropped (never zero-imputed), unless
-  ``nan_betas="trial_mean"`` (the paper's code): then the repetition average's NaNs are filled
-  with that stimulus's mean over the ROI's kept vertices, and what is still NaN with 0
-  (:func:`impute_trial_mean`);
+  ``nan_betas="trial_mean"`` (the paper's code): then the repetition average (the mean over
+  the finite repetitions, the released code's "trial mean") keeps the vertex, and what is
+  still NaN becomes 0 (:func:`impute_trial_mean`);
 - vertices are selected on the **train** split only (ncsnr ≥ ``reliability_threshold``);
 - an ROI with fewer than ``min_vertices`` kept vertices (including an ROI with 0 voxels in this
   subject) is a *missing cell*: reported in the summary, None in ``rois``.
@@ -158,25 +158,25 @@ def _computed_ncsnr(betas: np.ndarray) -> np.ndarray:
 
 
 def impute_trial_mean(avg: np.ndarray) -> np.ndarray:
-    """The paper's NaN handling of repetition averages: NaN → the stimulus's (trial's) mean over
-    the finite vertices → 0 where a stimulus has none.
+    """The paper's NaN handling of repetition averages: NaN → trial mean → 0.
+
+    The released code (``impute_nans``) fills a NaN beta with the mean over the *trials*
+    (repetitions) of the same stimulus and voxel, then what is still NaN with 0. It runs after
+    the nanmean over repetitions, so the trial mean is the average itself: a cell that is NaN
+    after averaging had no finite repetition and becomes 0 (its docstring: "the trial-mean
+    first step is unnecessary for our data because we take a trial-nanmean beforehand").
 
     Parameters
     ----------
     avg : ndarray, shape (n_stimuli, n_vertices)
+        nanmean over repetitions.
 
     Returns
     -------
     ndarray, shape (n_stimuli, n_vertices)
-        A copy without NaN.
+        A copy with NaN → 0.
     """
-    out = np.array(avg, dtype=float)
-    bad = np.isnan(out)
-    if bad.any():
-        n = np.sum(~bad, axis=1)
-        row = np.where(n > 0, np.where(bad, 0.0, out).sum(axis=1) / np.maximum(n, 1), 0.0)
-        out[bad] = np.broadcast_to(row[:, None], out.shape)[bad]
-    return out
+    return np.nan_to_num(np.array(avg, dtype=float), nan=0.0, posinf=np.inf, neginf=-np.inf)
 
 
 def prepare(source: SubjectSource, rois: Sequence[str], reliability_threshold: float = 0.2,

@@ -48,6 +48,9 @@ class PaperFit:
         Test predictions of every fold model.
     alphas : ndarray, shape (n_folds,)
         The shared alpha chosen in each fold.
+    held : tuple of ndarray
+        Each fold's held-out train rows (the train score averages per fold, as the released
+        code does); empty when the predictions come from elsewhere.
     """
 
     Y_train: np.ndarray
@@ -55,6 +58,7 @@ class PaperFit:
     oof: np.ndarray
     test: np.ndarray
     alphas: np.ndarray
+    held: tuple = ()
 
 
 def _zscore(train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -100,13 +104,15 @@ def fit_paper_lp(X_train, Y_train, X_test, Y_test, alphas: Sequence[float] = PAP
     oof = np.empty_like(Ytr)
     test = np.empty((n_splits, *Yte.shape), dtype=np.float32)
     chosen = np.empty(n_splits)
+    helds = []
     folds = KFold(n_splits=n_splits, shuffle=True, random_state=random_state)
     for k, (fit, held) in enumerate(folds.split(Xtr)):
         model = RidgeCV(alphas=np.asarray(alphas, dtype=float)).fit(Xtr[fit], Ytr[fit])
         oof[held] = model.predict(Xtr[held])
         test[k] = model.predict(Xte)
         chosen[k] = float(model.alpha_)
-    return PaperFit(Ytr, Yte, oof, test, chosen)
+        helds.append(held)
+    return PaperFit(Ytr, Yte, oof, test, chosen, tuple(helds))
 
 
 def _per_vertex(Y: np.ndarray, P: np.ndarray, score: str) -> np.ndarray:
@@ -136,7 +142,10 @@ def fold_scores(fit: PaperFit, split: str, score: str = "r2",
     ----------
     fit : PaperFit
     split : {"train", "test"}
-        ``train``: out-of-fold predictions; ``test``: mean over the fold models.
+        ``train``: the released code's cross-validated score, Σ_k n_k·score_k / n over the
+        folds, each fold's score on its held-out rows (R² around that fold's own mean); without
+        ``fit.held``, the score of the pooled out-of-fold predictions. ``test``: mean over the
+        fold models.
     score : {"r2", "pearson"}
     edges : sequence of int, optional
         Column boundaries of target blocks (default: one block of all columns).
@@ -151,8 +160,15 @@ def fold_scores(fit: PaperFit, split: str, score: str = "r2",
     edges = [0, n] if edges is None else list(edges)
     blocks = list(zip(edges[:-1], edges[1:], strict=True))
     if split == "train":
-        v = _per_vertex(fit.Y_train, fit.oof, score)
-        return [_mean(v[lo:hi]) for lo, hi in blocks]
+        if not fit.held:
+            v = _per_vertex(fit.Y_train, fit.oof, score)
+            return [_mean(v[lo:hi]) for lo, hi in blocks]
+        per_fold = np.array([[_mean(v[lo:hi]) for lo, hi in blocks]
+                             for v in (_per_vertex(fit.Y_train[h], fit.oof[h], score)
+                                       for h in fit.held)])
+        sizes = np.array([len(h) for h in fit.held], dtype=float)
+        with np.errstate(invalid="ignore"):
+            return [float(x) for x in sizes @ per_fold / sizes.sum()]
     per_fold = np.array([[_mean(v[lo:hi]) for lo, hi in blocks]
                          for v in (_per_vertex(fit.Y_test, P, score) for P in fit.test)])
     with np.errstate(invalid="ignore"):

@@ -146,13 +146,53 @@ def _t_interval(x: np.ndarray, level: float = 0.95) -> tuple[float, float, float
     return m, m - half, m + half
 
 
-def summarize_model_brain(mb: pd.DataFrame, ceilings: pd.DataFrame) -> pd.DataFrame:
+#: Intervals of the conventional summary: a t-interval over subjects (default) or the paper's
+#: percentile bootstrap of subjects.
+SUMMARY_CI = ("t", "percentile-bootstrap")
+
+
+def _bootstrap_interval(x: np.ndarray, n_draws: int, seed: int, measure: str, roi: str
+                        ) -> tuple[float, float, float]:
+    """Mean and 95% percentile interval of the mean over subject resamples of ``x`` (S,)."""
+    from alignpatterns.measures.stats import bootstrap_subjects, percentile_interval
+    from alignpatterns.patterns.streams import stream
+
+    x = x[np.isfinite(x)]
+    if x.size == 0:
+        return np.nan, np.nan, np.nan
+    if x.size < 2 or n_draws < 1:
+        return float(x.mean()), np.nan, np.nan
+    idx = bootstrap_subjects(x.size, n_draws,
+                             stream(seed, measure, roi, "conventional-bootstrap"))
+    lo, hi = percentile_interval(x[idx].mean(axis=1))
+    return float(x.mean()), float(lo), float(hi)
+
+
+def summarize_model_brain(mb: pd.DataFrame, ceilings: pd.DataFrame, *, ci: str = "t",
+                          n_bootstrap: int = 1000, seed: int = 0) -> pd.DataFrame:
     """Per measure × model × ROI: the train-selected layer's test score across subjects.
 
-    The layer maximises the subject-mean train score; the test score's mean and t-interval over
+    The layer maximises the subject-mean train score; the test score's mean and interval over
     subjects are reported with the mean ceiling (LP: ``lp_ceiling``; RSA: ``ceiling_upper``) and
     ``distinguishable_from_best`` by the paper's rule (mean below the best model's lower bound).
+
+    Parameters
+    ----------
+    mb : DataFrame
+        The ``model_brain`` table.
+    ceilings : DataFrame
+        The ``ceilings`` table.
+    ci : {"t", "percentile-bootstrap"}
+        ``t``: mean ± t_{S−1}·SE over subjects. ``percentile-bootstrap`` (the paper preset): the
+        2.5 and 97.5 percentiles of the mean over ``n_bootstrap`` subject resamples, the
+        interval the released code's rule reads; the resamples come from the stream (seed,
+        measure, ROI, "conventional-bootstrap"), shared by every model of a (measure, ROI) with
+        the same subjects, so adding a model changes no other row.
+    n_bootstrap, seed : int
+        Resamples and seed of the percentile bootstrap.
     """
+    if ci not in SUMMARY_CI:
+        raise ValueError(f"ci must be one of {SUMMARY_CI}, got {ci!r}")
     rows = []
     ceil = ceilings[(ceilings["split"] == "test")
                     & ceilings["kind"].isin(["lp_ceiling", "ceiling_upper"])]
@@ -166,7 +206,10 @@ def summarize_model_brain(mb: pd.DataFrame, ceilings: pd.DataFrame) -> pd.DataFr
         else:
             li, layer = tr.idxmax()
             te = d[(d["split"] == "test") & (d["layer_index"] == li)]["score"].to_numpy(float)
-            m, lo, hi = _t_interval(te)
+            if ci == "t":
+                m, lo, hi = _t_interval(te)
+            else:
+                m, lo, hi = _bootstrap_interval(te, n_bootstrap, seed, measure, roi)
         c = float(ceil_mean.get((measure, roi), np.nan))
         rows.append({"measure": measure, "model": model, "weights": weights, "roi": roi,
                      "layer": layer, "layer_index": int(li), "score_mean": m, "ci_low": lo,
