@@ -95,6 +95,60 @@ def test_shipped_noise_ceilings_are_used_for_selection(betas, tmp_path):
     assert set(d.vertices) <= set(W.ROIS["A"][1])
 
 
+def test_excluded_test_stimuli_reach_the_ceilings_with_shipped_files(betas, tmp_path):
+    """SPEC.md §1: exclusions apply to the ceilings too. BMD's shipped test ncsnr covers every
+    test stimulus, so with one excluded the test ncsnr is computed from the kept betas, while
+    selection keeps reading the shipped train file."""
+    tr, te = betas
+    te = te.copy()
+    te[0] = np.random.default_rng(1).standard_normal(te[0].shape) * 6  # a noisy stimulus
+    W.write_fslr(tmp_path, SUB, tr, te, noiseceiling=True)
+    first_test = f"vid{tr.shape[0] + 1:04d}"
+    d = _open(tmp_path).prepare_subject(SUB, ["A"], min_vertices=3,
+                                        exclude_stimuli=[first_test]).rois["A"]
+    assert d.test.shape[0] == te.shape[0] - 1
+    cols = np.concatenate(W.ROIS["A"])
+    idx = np.searchsorted(cols, d.vertices)
+    np.testing.assert_allclose(d.ncsnr_test, ncsnr(te[1:][:, :, cols[idx]], n=10)[0])
+    np.testing.assert_allclose(d.ncsnr_train, ncsnr(tr[:, :, cols[idx]], n=3)[0])
+    # without the exclusion the shipped test file is read as is
+    full = _open(tmp_path).prepare_subject(SUB, ["A"], min_vertices=3).rois["A"]
+    np.testing.assert_allclose(full.ncsnr_test,
+                               ncsnr(te[:, :, cols[np.searchsorted(cols, full.vertices)]],
+                                     n=10)[0])
+    assert abs(full.ncsnr_test.mean() - d.ncsnr_test.mean()) > 0.05
+
+
+class _Plain:
+    """A hand-made source: every vertex one ROI ``all``, ncsnr computed."""
+
+    subject, files = "09", {"train": "t", "test": "e"}
+    ids = {"train": W.ids(W.N_TRAIN), "test": W.ids(W.N_TEST, W.N_TRAIN + 1)}
+
+    def __init__(self, tr, te):
+        self.tr, self.te = tr, te
+
+    def roi_betas(self, roi):
+        return {"train": self.tr, "test": self.te}, np.arange(W.N_VERT)
+
+    def roi_ncsnr(self, roi, split, vertices):
+        return None
+
+
+def test_dropped_nan_vertices_are_counted_and_trial_mean_keeps_them_eligible(betas, caplog):
+    tr, te = betas
+    tr = tr.copy()
+    bad = np.flatnonzero(ncsnr(tr)[0] >= 0.5)[:2]  # two reliable vertices ...
+    tr[2][:, bad] = np.nan  # ... NaN in every repetition of train stimulus 2
+    with caplog.at_level("INFO", logger="alignpatterns"):
+        dropped = prepare(_Plain(tr, te), ["all"], min_vertices=3).rois["all"]
+    assert f"2 of {W.N_VERT} vertices dropped" in caplog.text
+    assert not set(bad) & set(dropped.vertices)
+    # the paper's nan_betas: trial_mean keeps them eligible, with their NaN-aware ncsnr
+    kept = prepare(_Plain(tr, te), ["all"], min_vertices=3, nan_betas="trial_mean").rois["all"]
+    assert set(bad) <= set(kept.vertices)
+
+
 def test_hemispheres_kept_separate(betas, tmp_path):
     tr, te = betas
     W.write_allvoxel(tmp_path / "a", SUB, tr, te)

@@ -122,6 +122,41 @@ def test_cortex_only_dlabel_on_the_standard_91k_layout(tmp_path):
         lm.check_length(91283, "betas.pkl")
 
 
+def _annot(path, labels, names):
+    import nibabel as nib
+
+    ctab = np.array([[10 * i % 255, 20, 30, 0, 0] for i in range(len(names))], np.int32)
+    nib.freesurfer.write_annot(str(path), np.asarray(labels, np.int32), ctab, names,
+                               fill_ctab=True)
+
+
+@pytest.mark.parametrize("names", [(["unknown", "V1"], ["unknown", "V1"]),
+                                   (["???", "L_V1_ROI"], ["???", "R_V1_ROI"])])
+def test_annot_pair_gives_both_hemispheres_of_a_parcel(names, tmp_path):
+    """FreeSurfer atlases name a parcel the same in both hemispheres (aparc); Glasser's
+    annotations prefix L_/R_. Either way ROI V1 is left and right."""
+    from alignpatterns.data.rois import load_annot_pair
+
+    lh = np.array([0] * 5 + [1] * 3 + [0] * 2)
+    rh = np.array([1] * 2 + [0] * 8)
+    _annot(tmp_path / "lh.x.annot", lh, names[0])
+    _annot(tmp_path / "rh.x.annot", rh, names[1])
+    lm = load_annot_pair(str(tmp_path / "{hemi}.x.annot"))
+    np.testing.assert_array_equal(lm.indices("V1"), [5, 6, 7, 10, 11])
+    if names[0][1] == "V1":  # one hemisphere by its l/r name
+        np.testing.assert_array_equal(lm.indices("lV1", "separate"), [5, 6, 7])
+        np.testing.assert_array_equal(lm.indices("rV1", "separate"), [10, 11])
+
+
+def test_a_parcel_named_as_the_roi_wins_over_its_hemisphere_parcels():
+    from alignpatterns.data.rois import LabelMap
+
+    lm = LabelMap(np.array([1, 1, 2, 3, 0]), {"V1": 1, "L_V1_ROI": 2, "R_V1_ROI": 3}, "x.npy")
+    np.testing.assert_array_equal(lm.indices("V1"), [0, 1])  # docs/data.md: V1 if present
+    lm = LabelMap(np.array([1, 1, 2, 3, 0]), {"L_V1_ROI": 2, "R_V1_ROI": 3}, "x.npy")
+    np.testing.assert_array_equal(lm.indices("V1"), [2, 3])  # else L ∪ R
+
+
 def test_npy_labels_with_scrambled_keys_match_by_name(tmp_path):
     labels, names = W.glasser_style_labels()
     W.labels_tsv(tmp_path / "lab.npy", labels, names)

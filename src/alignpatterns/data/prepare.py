@@ -223,12 +223,21 @@ def prepare(source: SubjectSource, rois: Sequence[str], reliability_threshold: f
             lost = np.all(all_nan, axis=1) if n_all else np.zeros(len(ids[s]), dtype=bool)
             nan_stimuli.update(i for i, x in zip(ids[s], lost, strict=True) if x)
             ok &= ~np.any(all_nan[~lost], axis=0)  # a stimulus lost everywhere is excluded instead
+        if (~ok).any():
+            log.info("sub-%s %s: %d of %d vertices dropped (NaN in every repetition of a kept "
+                     "stimulus)", source.subject, roi, int((~ok).sum()), n_all)
+        # ncsnr is computed where the vertex can stay: the kept ones, or (paper) all
+        eligible = ok if nan_betas == "drop" else np.ones(n_all, dtype=bool)
         rel = {}
         for s in SPLITS:
-            shipped = source.roi_ncsnr(roi, s, verts)
+            # a shipped test ncsnr covers every test stimulus; with stimuli excluded it is
+            # computed from the kept betas, so exclusions reach the ceilings (SPEC.md §1). The
+            # train file is read as shipped: selection as the paper's, on BMD's own file.
+            shipped = (source.roi_ncsnr(roi, s, verts) if s == "train" or keep[s].all()
+                       else None)
             if shipped is None:
                 shipped = np.full(n_all, np.nan)
-                shipped[ok] = _computed_ncsnr(data[s][:, :, ok])
+                shipped[eligible] = _computed_ncsnr(data[s][:, :, eligible])
             rel[s] = shipped
         tr_ok = data["train"][:, :, ok]
         const = np.zeros(n_all, dtype=bool)
@@ -237,8 +246,7 @@ def prepare(source: SubjectSource, rois: Sequence[str], reliability_threshold: f
         if const.any():
             log.warning("sub-%s %s: %d constant vertices (ncsnr undefined, not kept)",
                         source.subject, roi, int(const.sum()))
-        usable = ok if nan_betas == "drop" else np.ones(n_all, dtype=bool)
-        sel = (np.isfinite(rel["train"]) & (rel["train"] >= reliability_threshold) & usable
+        sel = (np.isfinite(rel["train"]) & (rel["train"] >= reliability_threshold) & eligible
                & ~const)
         idx = np.flatnonzero(sel)
         row = {"subject": source.subject, "roi": roi, "n_vertices": n_all,

@@ -40,24 +40,31 @@ class LabelMap:
     ----------
     labels : ndarray of int, shape (n_vertices,)
         0 (or any key not in ``lookup``) = unlabelled.
-    lookup : dict of str to int
+    lookup : dict of str to int or tuple of int
+        A parcel name's label, or labels (a name shared by both hemispheres of an annotation
+        pair).
     source : str
         File(s) the labels came from (named in errors).
     """
 
-    def __init__(self, labels: np.ndarray, lookup: dict[str, int], source: str):
+    def __init__(self, labels: np.ndarray, lookup: dict[str, int | tuple[int, ...]],
+                 source: str):
         self.labels = np.asarray(labels)
         self.lookup = dict(lookup)
         self.source = source
 
     def indices(self, roi: str, hemispheres: str = "merge") -> np.ndarray:
-        """Vertex indices of ``roi`` (sorted), matched by name (:func:`parcel_names`)."""
+        """Vertex indices of ``roi`` (sorted), matched by name (:func:`parcel_names`): the parcel
+        named ``roi`` if there is one, else the union of its hemisphere parcels."""
         names = [n for n in parcel_names(roi, hemispheres) if n in self.lookup]
         if not names:
             raise DataFormatError(
                 f"{self.source}: expected a parcel named {' or '.join(parcel_names(roi, hemispheres))}"
                 f" for ROI {roi!r}, found none (parcels: {_preview(self.lookup)})")
-        return np.flatnonzero(np.isin(self.labels, [self.lookup[n] for n in names]))
+        if roi in names:
+            names = [roi]
+        keys = [int(k) for n in names for k in np.atleast_1d(self.lookup[n])]
+        return np.flatnonzero(np.isin(self.labels, keys))
 
     def check_length(self, n_vertices: int, betas_file) -> None:
         """The label file must have one entry per vertex of the betas."""
@@ -216,12 +223,14 @@ def _place_standard(values, models, path) -> np.ndarray:
 def load_annot_pair(pattern: str) -> LabelMap:
     """FreeSurfer annotations ``pattern.format(hemi='lh'|'rh')``, left then right.
 
-    Parcel names keep their annotation names; right-hemisphere keys are offset so that the two
-    hemispheres' parcels stay distinct.
+    Right-hemisphere keys are offset so that the two hemispheres' parcels stay distinct. A
+    parcel name means the parcel in both hemispheres (FreeSurfer atlases such as aparc use the
+    same names left and right); ``l<name>`` and ``r<name>`` name one hemisphere's parcel.
     """
     import nibabel as nib
 
     labels, lookup, offset = [], {}, 0
+    lookup: dict[str, tuple[int, ...]]
     for hemi in ("lh", "rh"):
         p = Path(pattern.format(hemi=hemi))
         if not p.exists():
@@ -233,7 +242,8 @@ def load_annot_pair(pattern: str) -> LabelMap:
         lab = np.where(lab >= 0, lab + offset, -1)
         for k, n in enumerate(names):
             name = n.decode() if isinstance(n, bytes) else str(n)
-            lookup.setdefault(name, k + offset)
+            lookup[name] = (*lookup.get(name, ()), k + offset)
+            lookup[f"{hemi[0]}{name}"] = (k + offset,)
         labels.append(lab)
         offset += len(names)
     return LabelMap(np.concatenate(labels), lookup, pattern)
