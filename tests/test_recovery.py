@@ -39,17 +39,17 @@ LP = "lp-ridge-pearson"
 XN = "rsa-crossnobis-spearman"
 CKA = "cka-linear-debiased"
 KNOWN_MISSES = {
-    ("generator_arch", 1, CKA): "margin over mobilenetv3_small_100 -0.03 ≤ 0.3",
-    ("generator_arch", 1, LP): "margins 0.07 / 0.04 / 0.04 over convnext_atto / vit_tiny / "
+    ("generator_arch", 1, CKA): "margin over mobilenetv3_small_100 -0.01 ≤ 0.3",
+    ("generator_arch", 1, LP): "margins 0.08 / 0.05 / 0.05 over convnext_atto / vit_tiny / "
                                "mobilenetv3 ≤ 0.3",
     ("oracle_top", 2, XN): "oracle top in 60% of ROIs < 70%",
-    ("oracle_top", 2, CKA): "oracle top in 40% of ROIs < 70%",
-    ("generator_arch", 2, LP): "margin over mobilenetv3_small_100 0.26 ≤ 0.3",
+    ("generator_arch", 2, LP): "margins 0.16 / 0.12 / 0.10 over convnext_atto / vit_tiny / "
+                               "mobilenetv3 ≤ 0.3",
     ("oracle_top", 3, XN): "oracle top in 40% of ROIs < 70%",
-    ("oracle_top", 3, CKA): "oracle top in 60% of ROIs < 70%",
-    ("oracle_top", 3, LP): "oracle top in 30% of ROIs < 70%",
-    ("generator_arch", 3, XN): "margins 0.24 / 0.09 over convnext_atto / mobilenetv3 ≤ 0.3",
-    ("generator_arch", 3, LP): "margins 0.01 / 0.01 / -0.02 over convnext_atto / vit_tiny / "
+    ("oracle_top", 3, LP): "oracle top in 40% of ROIs < 70%",
+    ("generator_arch", 3, XN): "margins -0.01 / 0.14 / -0.07 over convnext_atto / vit_tiny / "
+                               "mobilenetv3 ≤ 0.3",
+    ("generator_arch", 3, LP): "margins 0.11 / 0.11 / 0.11 over convnext_atto / vit_tiny / "
                                "mobilenetv3 ≤ 0.3",
 }
 
