@@ -174,8 +174,13 @@ def subject_matrices(brain_brain: pd.DataFrame, roi_order: Sequence[str], measur
     matrices : ndarray, shape (n_subjects, n_rois, n_rois)
         NaN where an entry is missing or masked.
     """
-    subjects, pairs = pair_matrices(brain_brain, roi_order, measure, variant,
-                                    ceilings=ceilings, min_ceiling=min_ceiling, split=split)
+    return _target_means(*pair_matrices(brain_brain, roi_order, measure, variant,
+                                        ceilings=ceilings, min_ceiling=min_ceiling,
+                                        split=split))
+
+
+def _target_means(subjects: list[str], pairs: np.ndarray) -> tuple[list[str], np.ndarray]:
+    """(targets, M (n_targets, R, R)): each target's mean over its sources of ``pairs``."""
     targets = [k for k in range(len(subjects)) if np.isfinite(pairs[:, k]).any()]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN entries stay NaN
@@ -204,24 +209,17 @@ def matrix_stability(pairs: np.ndarray) -> np.ndarray:
         NaN for a subject without a stand-in whose correlation is defined (≥ 3 shared finite
         entries, both non-constant; needs ≥ 4 subjects for a reference).
     """
+    from alignpatterns.patterns.apa import double_exclusion_references
+
     S = pairs.shape[0]
-    flat = pairs.reshape(S, S, -1)
-    finite = np.isfinite(flat)
-    total, count = np.where(finite, flat, 0.0).sum(axis=(0, 1)), finite.sum(axis=(0, 1))
+    refs = double_exclusion_references(pairs, range(S))
     out = np.full(S, np.nan)
     for s in range(S):
         rs = []
         for s_star in range(S):
-            if s_star == s or not finite[s_star, s].any():
+            if s_star == s:
                 continue
-            # remove every pair that involves s or s* from the sums
-            drop = np.zeros((S, S), dtype=bool)
-            drop[[s, s_star], :] = drop[:, [s, s_star]] = True
-            t = total - np.where(finite[drop], flat[drop], 0.0).sum(axis=0)
-            c = count - finite[drop].sum(axis=0)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                ref = np.where(c > 0, t / np.maximum(c, 1), np.nan)
-            x = flat[s_star, s]
+            x, ref = pairs[s_star, s].ravel(), refs[s, s_star].ravel()
             ok = np.isfinite(x) & np.isfinite(ref)
             if ok.sum() >= 3 and x[ok].std() > 0 and ref[ok].std() > 0:
                 rs.append(float(np.corrcoef(x[ok], ref[ok])[0, 1]))
@@ -302,11 +300,8 @@ def plot_brain_patterns(brain_brain: pd.DataFrame, roi_order: Sequence[str], mea
     for v in drawn:
         subjects, pairs = pair_matrices(brain_brain, rois, measure, v, ceilings=ceilings,
                                         min_ceiling=min_ceiling, split=split)
-        targets = [k for k in range(len(subjects)) if np.isfinite(pairs[:, k]).any()]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            mats[v] = ([subjects[k] for k in targets], np.nanmean(pairs[:, targets], axis=0))
-        stability[v] = matrix_stability(pairs)[targets]
+        mats[v] = _target_means(subjects, pairs)
+        stability[v] = matrix_stability(pairs)[[subjects.index(t) for t in mats[v][0]]]
     ncol = min(len(drawn), 2)
     nrow = int(np.ceil(len(drawn) / ncol))
     cell = 3.1 if ncol > 1 else 3.4

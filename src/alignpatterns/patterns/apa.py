@@ -188,8 +188,11 @@ def model_scores(mb: pd.DataFrame, subjects: Sequence[str], rois: Sequence[str]
     return out
 
 
-def _references(A: np.ndarray, members: Sequence[int]) -> dict[tuple[int, int], np.ndarray]:
-    """ā^{−{s,s*}} (n_rois, n_rois) for every ordered (s, s*) of ``members``."""
+def double_exclusion_references(A: np.ndarray, members: Sequence[int]
+                                ) -> dict[tuple[int, int], np.ndarray]:
+    """ā^{−{s,s*}} (n_rois, n_rois) for every ordered (s, s*) of ``members``: the nan-mean of
+    A[a, b] (A shaped (S, S, R, R), [source, target]) over the ordered pairs of members a ≠ b
+    with a, b ∉ {s, s*}."""
     refs = {}
     for s in members:
         for s2 in members:
@@ -202,6 +205,9 @@ def _references(A: np.ndarray, members: Sequence[int]) -> dict[tuple[int, int], 
                 refs[s, s2] = (np.nanmean(pairs, axis=0) if pairs
                                else np.full(A.shape[2:], np.nan))
     return refs
+
+
+_references = double_exclusion_references
 
 
 def _select_layer(ms: ModelScores, members: Sequence[int], s: int, r: int,
