@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import numpy as np
@@ -180,3 +181,41 @@ def test_split_half_reliability_tracks_the_noise_level(measure):
     assert r_clean > 0.97
     assert 0.2 < r_mid < r_clean
     assert abs(r_pure) < 0.35
+
+
+def test_effective_repetitions_is_the_harmonic_mean_of_the_counts():
+    """σ²/n must be the mean noise variance of the averages: n is the harmonic mean over
+    stimuli of each vertex's non-NaN repetition counts (SPEC.md §3)."""
+    from alignpatterns.measures.ceilings import effective_repetitions
+
+    b = np.ones((4, 10, 3))
+    np.testing.assert_array_equal(effective_repetitions(b), [10.0, 10.0, 10.0])
+    b[0, :5, 0] = np.nan  # vertex 0: counts 5, 10, 10, 10
+    b[1, :, 1] = np.nan  # vertex 1: stimulus 1 has none, counts 10, 10, 10
+    b[:, :, 2] = np.nan  # vertex 2: no data
+    n = effective_repetitions(b)
+    assert n[0] == pytest.approx(4 / (1 / 5 + 3 / 10))
+    assert n[1] == pytest.approx(10.0) and np.isnan(n[2])
+    # the n for which the noise variance of the averages is σ²/n: simulated, unit σ
+    rng = np.random.default_rng(0)
+    noise = [rng.standard_normal((200_000, c)).mean(1).var() for c in (5, 10, 10, 10)]
+    assert np.mean(noise) == pytest.approx(1 / n[0], rel=0.02)
+
+
+def test_lp_ceiling_with_nan_repetitions_uses_the_harmonic_mean_count():
+    from alignpatterns.data.bmd import SubjectData
+
+    rng = np.random.default_rng(9)
+    d = _roi_with_reps(rng, 3, 10)
+    d.test_reps[:10, 5:] = np.nan  # a third of the stimuli have 5 of 10 repetitions
+    d = dataclasses.replace(d, ncsnr_test=ncsnr(d.test_reps)[0])
+    subs = {"01": SubjectData("01", [], [], {"A": d})}
+    row = pd.DataFrame(ceiling_rows(subs, ["A"], ["lp-ridge-pearson"])).query(
+        "split == 'test'").iloc[0]
+    n = 30 / (10 / 5 + 20 / 10)
+    assert row["n_reps"] == pytest.approx(n)
+    snr = d.ncsnr_test
+    assert row["value"] == pytest.approx(np.mean(np.sqrt(snr**2 / (snr**2 + 1 / n))))
+    assert row["value"] == pytest.approx(np.mean(np.sqrt(ncsnr(d.test_reps)[1] / 100)))
+    nominal = np.mean(np.sqrt(snr**2 / (snr**2 + 1 / 10)))
+    assert nominal > row["value"]

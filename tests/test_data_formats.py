@@ -320,3 +320,52 @@ def test_constant_vertices_are_reported_and_never_kept(betas, tmp_path, caplog):
     d = _open(tmp_path).prepare_subject(SUB, ["A"], min_vertices=3).rois["A"]
     assert not set(W.ROIS["A"][0][:2]) & set(d.vertices)
     assert "sub-01 A: 2 constant vertices" in caplog.text
+
+
+def _fsaverage_file(root, split, hemi):
+    return (W._prepared(root, "fsaverage", SUB)
+            / f"sub-{SUB}_organized_betas_task-{split}_hemi-{hemi}_normalized.pkl")
+
+
+def test_fsaverage_hemispheres_with_different_stimuli_name_the_file_and_counts(betas,
+                                                                               tmp_path):
+    """Each file's own order is checked first (ids in order from vid0001), so hemispheres can
+    only differ in how many stimuli they hold."""
+    tr, te = betas
+    W.write_fsaverage(tmp_path, SUB, tr, te)
+    right = _fsaverage_file(tmp_path, "train", "right")
+    W.dump(right, (tr[:-1, :, W.N_LEFT:], W.ids(len(tr) - 1)))
+    with pytest.raises(DataFormatError) as err:
+        _open(tmp_path, space="fsaverage").open_subject(SUB)
+    msg = str(err.value)
+    assert msg.startswith(f"{right}: expected the stimulus order of ")
+    assert "task-train_hemi-left" in msg
+    assert msg.endswith(f"found {len(tr) - 1} stimuli instead of {len(tr)}")
+
+
+def test_fsaverage_vertex_count_error_names_the_hemisphere_file(betas, tmp_path):
+    tr, te = betas
+    W.write_fsaverage(tmp_path, SUB, tr, te)
+    left_test = _fsaverage_file(tmp_path, "test", "left")
+    W.dump(left_test, (te[:, :, :W.N_LEFT - 2], W.ids(len(te), len(tr) + 1)))
+    with pytest.raises(DataFormatError) as err:
+        _open(tmp_path, space="fsaverage").open_subject(SUB)
+    msg = str(err.value)
+    assert msg.startswith(f"{left_test}: expected {W.N_LEFT} vertices as in ")
+    assert "task-train_hemi-left" in msg and msg.endswith(f"found {W.N_LEFT - 2}")
+    assert "{left,right}" not in msg
+
+
+def test_an_exclusion_absent_from_the_data_is_an_error_naming_the_files(betas, tmp_path):
+    """A typo in ``dataset.exclude_stimuli`` would silently exclude nothing."""
+    tr, te = betas
+    W.write_fslr(tmp_path, SUB, tr, te)
+    ds = _open(tmp_path)
+    with pytest.raises(DataFormatError) as err:
+        ds.prepare_subject(SUB, ["A"], min_vertices=3, exclude_stimuli=["vid0002", "vid9999"])
+    msg = str(err.value)
+    assert "task-train" in msg and "task-test" in msg and "dataset.exclude_stimuli" in msg
+    assert msg.endswith("found 1 that are not: ['vid9999']")
+    assert f"{W.N_TRAIN} train and {W.N_TEST} test ids" in msg
+    kept = ds.prepare_subject(SUB, ["A"], min_vertices=3, exclude_stimuli=["vid0002"])
+    assert "vid0002" not in kept.train_ids and len(kept.train_ids) == W.N_TRAIN - 1

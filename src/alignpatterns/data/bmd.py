@@ -33,6 +33,7 @@ from alignpatterns.data.prepare import (
     ROIData,
     SubjectData,
     SubjectSource,
+    first_difference,
 )
 from alignpatterns.data.prepare import check_stimulus_ids as _check_ids_across
 from alignpatterns.data.rois import LabelMap, load_labels, load_npy_labels, mni_roi_indices
@@ -239,18 +240,21 @@ class _WholeBrainSubject(SubjectSource):
                 path = layout.betas(subject, split, hemi)
                 b, o = load_betas(path, split, None, layout.space, start)
                 if order is not None and o != order:
-                    raise DataFormatError(f"{path}: expected the stimulus order of the left "
-                                          f"hemisphere file, found a different one")
+                    raise DataFormatError(
+                        f"{path}: expected the stimulus order of "
+                        f"{layout.betas(subject, split, hemis[0])}, found "
+                        f"{first_difference(order, o)}")
                 blocks.append(b)
                 order = o
             self.ids[split], self.files[split], self.blocks[split] = order, str(
                 layout.betas(subject, split)), blocks
         self.sizes = [b.shape[2] for b in self.blocks["train"]]
         for split in SPLITS:
-            if [b.shape[2] for b in self.blocks[split]] != self.sizes:
-                raise DataFormatError(
-                    f"{self.files[split]}: expected {sum(self.sizes)} vertices as in the train "
-                    f"file, found {sum(b.shape[2] for b in self.blocks[split])}")
+            for hemi, b, n in zip(hemis, self.blocks[split], self.sizes, strict=True):
+                if b.shape[2] != n:
+                    raise DataFormatError(
+                        f"{layout.betas(subject, split, hemi)}: expected {n} vertices as in "
+                        f"{layout.betas(subject, 'train', hemi)}, found {b.shape[2]}")
         self.n_vertices = int(sum(self.sizes))
         self._labels = None
         self._nc = {}

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from alignpatterns.data.safe_pickle import DataFormatError
+from alignpatterns.measures.ceilings import effective_repetitions
 from alignpatterns.measures.ceilings import ncsnr as compute_ncsnr
 
 __all__ = ["ROIData", "SubjectData", "SubjectSource", "DatasetReader", "BMDVideos", "prepare",
@@ -143,9 +144,9 @@ class BMDVideos:
 
 
 def _harmonic_reps(reps: np.ndarray) -> float:
-    counts = np.sum(np.isfinite(reps[:, :, 0]), axis=1) if reps.shape[2] else np.array([1.0])
-    counts = counts[counts > 0]
-    return float(len(counts) / np.sum(1.0 / counts)) if len(counts) else float("nan")
+    """Mean over vertices of :func:`~alignpatterns.measures.ceilings.effective_repetitions`."""
+    n = effective_repetitions(reps) if reps.shape[2] else np.array([float(reps.shape[1])])
+    return float(np.nanmean(n)) if np.isfinite(n).any() else float("nan")
 
 
 def _computed_ncsnr(betas: np.ndarray) -> np.ndarray:
@@ -207,6 +208,14 @@ def prepare(source: SubjectSource, rois: Sequence[str], reliability_threshold: f
     if nan_betas not in NAN_BETAS:
         raise ValueError(f"nan_betas must be one of {NAN_BETAS}, got {nan_betas!r}")
     excl = set(exclude_stimuli)
+    unknown = sorted(excl - set(source.ids["train"]) - set(source.ids["test"]))
+    if unknown:
+        raise DataFormatError(
+            f"{source.files['train']}, {source.files['test']}: expected every stimulus to "
+            f"exclude (dataset.exclude_stimuli, and stimuli NaN in another subject) among the "
+            f"{len(source.ids['train'])} train and {len(source.ids['test'])} test ids of "
+            f"sub-{source.subject} ({_id_range(source.ids)}), found {len(unknown)} that are "
+            f"not: {unknown[:10]}")
     keep = {s: np.array([i not in excl for i in source.ids[s]], dtype=bool) for s in SPLITS}
     ids = {s: [i for i, k in zip(source.ids[s], keep[s], strict=True) if k] for s in SPLITS}
     if set(ids["train"]) & set(ids["test"]):
@@ -276,6 +285,19 @@ def prepare(source: SubjectSource, rois: Sequence[str], reliability_threshold: f
                        rois=out, summary=summary, nan_stimuli=sorted(nan_stimuli))
 
 
+def _id_range(ids: dict[str, list[str]]) -> str:
+    every = [i for s in SPLITS for i in ids[s]]
+    return f"{min(every)} … {max(every)}" if every else "none"
+
+
+def first_difference(expected: Sequence[str], found: Sequence[str]) -> str:
+    """Where two stimulus orders first differ, for an error message."""
+    if len(expected) != len(found):
+        return f"{len(found)} stimuli instead of {len(expected)}"
+    i = next(i for i, (a, b) in enumerate(zip(expected, found, strict=True)) if a != b)
+    return f"{found[i]!r} instead of {expected[i]!r} at position {i}"
+
+
 def check_stimulus_ids(subjects: Sequence[SubjectData], files) -> None:
     """Stimulus ids must be identical (same order) in every subject.
 
@@ -300,7 +322,7 @@ def check_stimulus_ids(subjects: Sequence[SubjectData], files) -> None:
             if a != b:
                 diff = sorted(set(a) ^ set(b))[:5]
                 what = (f"different ids (e.g. {diff})" if diff
-                        else "the same ids in a different order")
+                        else f"the same ids in a different order ({first_difference(a, b)})")
                 raise DataFormatError(
                     f"{files(sd.subject, split)}: expected the {len(a)} {split} stimulus ids of "
                     f"sub-{ref.subject}, found {len(b)} with {what}")

@@ -9,7 +9,33 @@ import numpy as np
 from ._validation import as_float_array
 from .compare import METHODS, compare_rdms, rank_rdm
 
-__all__ = ["ncsnr", "pool_rdms", "rsa_noise_ceiling"]
+__all__ = ["effective_repetitions", "ncsnr", "pool_rdms", "rsa_noise_ceiling"]
+
+
+def effective_repetitions(betas) -> np.ndarray:
+    """Repetitions behind each voxel's trial average, for the noise ceiling's 1/n.
+
+    Parameters
+    ----------
+    betas : array-like of shape (n_stimuli, n_repetitions, n_voxels)
+        Single-trial responses; NaN marks a missing repetition.
+
+    Returns
+    -------
+    ndarray of shape (n_voxels,)
+        ``n_repetitions`` where nothing is NaN; otherwise, per voxel, the harmonic mean over
+        stimuli of the non-NaN repetition counts (stimuli with none left out), so that
+        σ²/n is the mean noise variance of the averages. NaN for a voxel without data.
+    """
+    B = as_float_array(betas, "betas", 3, allow_nan=True)
+    S, R, V = B.shape
+    counts = (~np.isnan(B)).sum(axis=1)  # (S, V)
+    if (counts == R).all():
+        return np.full(V, float(R))
+    present = counts > 0
+    inv = np.where(present, 1.0 / np.maximum(counts, 1), 0.0).sum(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(inv > 0, present.sum(axis=0) / inv, np.nan)
 
 
 def ncsnr(betas, n=None) -> tuple[np.ndarray, np.ndarray]:
@@ -60,13 +86,7 @@ def ncsnr(betas, n=None) -> tuple[np.ndarray, np.ndarray]:
     with np.errstate(divide="ignore", invalid="ignore"):
         snr = np.sqrt(signalvar) / np.sqrt(noisevar)
     if n is None:
-        if valid.all():
-            n_eff = np.full(V, float(R))
-        else:
-            # per voxel, harmonic mean over the stimuli present for it
-            present = counts > 0
-            inv = np.where(present, 1.0 / np.maximum(counts, 1), 0.0)
-            n_eff = present.sum(axis=0) / inv.sum(axis=0)
+        n_eff = effective_repetitions(B)
     else:
         n_eff = np.broadcast_to(np.asarray(n, dtype=np.float64), (V,))
         if np.any(n_eff <= 0):

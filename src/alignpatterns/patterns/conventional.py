@@ -21,7 +21,7 @@ from scipy import stats
 
 from alignpatterns.data.bmd import ROIData, SubjectData
 from alignpatterns.measures import compare_rdms, linear_cka, rdm
-from alignpatterns.measures.ceilings import rsa_noise_ceiling
+from alignpatterns.measures.ceilings import effective_repetitions, rsa_noise_ceiling
 from alignpatterns.patterns.alignment import brain_representation, is_lp, rdm_comparison
 
 #: Measures with an odd/even split-half reliability (APA's ``split_half`` ceiling).
@@ -29,12 +29,19 @@ SPLIT_HALF_MEASURES = ("rsa-crossnobis-spearman", "rsa-correlation-spearman",
                        "rsa-correlation-pearson", "cka-linear-debiased")
 
 
+def vertex_repetitions(d: ROIData, split: str) -> np.ndarray:
+    """Repetitions behind each kept vertex's ``split`` average, shape (n_vertices,): the betas'
+    repetition axis (BMD 3 train and 10 test, Algonauts 3 and 3), or with NaN repetitions the
+    harmonic mean of the per-stimulus counts (SPEC.md §3)."""
+    return effective_repetitions(d.train_reps if split == "train" else d.test_reps)
+
+
 def n_repetitions(d: ROIData | None, split: str) -> float:
-    """Repetitions per stimulus of one ROI's ``split`` (the betas' repetition axis: BMD 3 train
-    and 10 test, Algonauts 3 and 3); NaN for a missing ROI."""
+    """Mean over kept vertices of :func:`vertex_repetitions` (the ``n_reps`` column); NaN for a
+    missing ROI."""
     if d is None:
         return float("nan")
-    return float((d.train_reps if split == "train" else d.test_reps).shape[1])
+    return float(np.nanmean(vertex_repetitions(d, split)))
 
 
 def split_half_reliability(d: ROIData, measure: str) -> float:
@@ -98,8 +105,9 @@ def ceiling_rows(subjects: Mapping[str, SubjectData], rois: Sequence[str],
                         if d is not None:
                             snr = d.ncsnr_train if split == "train" else d.ncsnr_test
                             # NC for the mean over the split's repetitions (SPEC §3: n = 10
-                            # test and 3 train for BMD; Algonauts' held-out split has 3)
-                            nc = snr**2 / (snr**2 + 1.0 / n_reps[s])
+                            # test and 3 train for BMD; Algonauts' held-out split has 3;
+                            # harmonic mean of the counts with NaN repetitions)
+                            nc = snr**2 / (snr**2 + 1.0 / vertex_repetitions(d, split))
                             # Pearson r is bounded by √NC, R² by NC
                             val = float(np.mean(nc if measure == "lp-ridge-r2" else np.sqrt(nc)))
                         rows.append({"measure": measure, "subject": s, "roi": roi,
