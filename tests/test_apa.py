@@ -288,6 +288,36 @@ def test_verdict_is_na_without_nulls_or_with_too_few_subjects():
                     nulls={"model": null})
 
 
+def test_undefined_aps_fails_and_counts_in_the_bh_family():
+    """SPEC.md §4: a zero-variance profile gets APS = NaN, which counts as fail. A candidate
+    whose every profile is flat fails everywhere (it used to get NA, as if no null had run);
+    in a partly flat candidate the flat ROIs count in BH's m as p = 1."""
+    A, train, test, rng = _true_pattern_model(10)
+    flat = np.full_like(test, 0.5)  # every layer scores 0.5 on every ROI: flat profiles
+    nulls = {n: rng.standard_normal((99,) + test.shape) for n in ("flat", "good")}
+    mb = pd.concat([_mb(train, flat, name="flat"), _mb(train, test, name="good")])
+    _, summ = apa.run_apa(_bb(A), mb, SUBJECTS, ROIS, "m", variants=["full"], nulls=nulls)
+    f = summ[summ["candidate"] == "flat"]
+    assert f["aps_mean"].isna().all() and f["p_stimulus"].isna().all()
+    assert (f["passes"] == False).all()  # noqa: E712  (False, not NA)
+    for col in ("passes_margin_0_05", "passes_margin_0_1", "passes_margin_0_2"):
+        assert (f[col] == False).all()  # noqa: E712
+    # BH with undefined claims: p = 1 for them in m, q NaN on their rows
+    p = np.array([0.01, 0.02, np.nan, 0.04])
+    summ2 = pd.DataFrame({"measure": "m", "variant": "full", "match": "pearson",
+                          "candidate": "x", "roi": list("ABCD"), "p_stimulus": p,
+                          "delta_ci_low": 0.0, "spec_ci_low": 1.0, "margin": 0.1,
+                          apa._NULL_RUN: True})
+    out = apa._verdicts(summ2, 6)
+    expect = stats.false_discovery_control([0.01, 0.02, 1.0, 0.04], method="bh")
+    np.testing.assert_allclose(out["q_stimulus"].to_numpy()[[0, 1, 3]], expect[[0, 1, 3]])
+    # ROI D: q = 4 · 0.04 / 3 > 0.05 fails; leaving C out of m would give 0.04 and a pass
+    assert np.isnan(out["q_stimulus"].iloc[2])
+    assert out["passes"].tolist() == [True, True, False, False]
+    assert stats.false_discovery_control([0.01, 0.02, 0.04], method="bh")[2] < 0.05
+    assert apa._NULL_RUN not in out
+
+
 def test_adding_a_model_changes_no_other_row():
     """Each candidate's scores, intervals, permutation p-values, q-values and verdicts depend on
     it alone. m1's null is built so that pooling BH over candidates would change its q-values

@@ -850,7 +850,8 @@ def _model_summary(base, vd, refs, loo_refs, members, loo_members, r, match, ms,
             "delta_ci_low": dlo, "delta_ci_high": dhi, "margin": margin, "spec_margin": sp,
             "spec_ci_low": sp_lo,
             "relerr": _mean_of(full.relerr), "p_stimulus": p_stim,
-            "q_stimulus": np.nan, "passes": pd.NA}
+            "q_stimulus": np.nan, "passes": pd.NA,
+            _NULL_RUN: N is not None and N.shape[0] > 0}
 
 
 def run_apa(bb: pd.DataFrame, mb: pd.DataFrame, subjects: Sequence[str], rois: Sequence[str],
@@ -1029,6 +1030,10 @@ def run_apa(bb: pd.DataFrame, mb: pd.DataFrame, subjects: Sequence[str], rois: S
     return pd.DataFrame(apa_rows), _verdicts(summary, S)
 
 
+#: Transient summary column: whether the candidate's stimulus-permutation null was run.
+_NULL_RUN = "_null_run"
+
+
 def _verdicts(summary: pd.DataFrame, n_subjects: int) -> pd.DataFrame:
     """q_stimulus and passes.
 
@@ -1044,11 +1049,19 @@ def _verdicts(summary: pd.DataFrame, n_subjects: int) -> pd.DataFrame:
     models = summary["candidate"] != BRAIN
     family = (["measure", "variant", "match"] + (["selection"] if "selection" in summary else [])
               + ["candidate"])
+    null_run = (summary.pop(_NULL_RUN).fillna(False).astype(bool) if _NULL_RUN in summary
+                else pd.Series(True, index=summary.index))
     for _, g in summary[models].groupby(family, sort=False):
-        q = fdr_bh(g["p_stimulus"].to_numpy(dtype=float))
+        p = g["p_stimulus"].to_numpy(dtype=float)
+        tested = null_run[g.index].to_numpy()
+        # a claim whose APS is undefined (NaN p with the null run) still counts in the
+        # family's m, as p = 1: leaving it out would lower the other ROIs' q
+        q = fdr_bh(np.where(np.isnan(p) & tested, 1.0, p))
+        q[np.isnan(p)] = np.nan
         summary.loc[g.index, "q_stimulus"] = q
-        if n_subjects < MIN_SUBJECTS_VERDICT or not np.isfinite(q).any():
+        if n_subjects < MIN_SUBJECTS_VERDICT or not tested.any():
             continue  # verdicts are NA below 6 subjects or without the permutation null
+        # with the null run, a NaN p or q (an undefined APS) makes the verdict a fail
         dlo = g["delta_ci_low"].to_numpy(float)
         with np.errstate(invalid="ignore"):
             rest = (g["spec_ci_low"].to_numpy(float) > 0) & (q < 0.05)
