@@ -78,7 +78,7 @@ def _brute_train_aps(train, X, others, variant, match, scale):
 
 @pytest.mark.filterwarnings("ignore:Mean of empty slice")
 @pytest.mark.parametrize(("variant", "match"), [("full", "pearson"), ("offdiag", "pearson"),
-                                                ("offdiag", "spearman"),
+                                                ("offdiag", "spearman"), ("full", "spearman"),
                                                 ("normalized", "pearson")])
 def test_train_aps_matches_brute_force(variant, match):
     rng = np.random.default_rng(3)
@@ -93,16 +93,31 @@ def test_train_aps_matches_brute_force(variant, match):
     train_n = train / ceil[None, :, None, :]
     np.testing.assert_allclose(got, _brute_train_aps(train_n, X, others, variant, match, ceil),
                                atol=1e-12)
-    if match == "pearson":
-        # a cell missing in every pair (NaN) takes the masked path: entry 3 of ROI C's rows
-        # is dropped from both vectors; one missing pair is averaged over
-        train2 = train.copy()
-        train2[:, :, 2, 3] = np.nan
-        train2[0, 1, 1, 1] = np.nan
-        got2 = apa._train_aps(_vd(variant, train2, ceil), ms, others, match)
-        np.testing.assert_allclose(
-            got2, _brute_train_aps(train2 / ceil[None, :, None, :], X, others, variant, match,
-                                   ceil), atol=1e-12)
+    # a cell missing in every pair (NaN) takes the masked path: entry 3 of ROI C's rows
+    # is dropped from both vectors; one missing pair is averaged over. Spearman ranks
+    # over the entries both vectors have (ranking each over its own is not Spearman)
+    train2 = train.copy()
+    train2[:, :, 2, 3] = np.nan
+    train2[0, 1, 1, 1] = np.nan
+    got2 = apa._train_aps(_vd(variant, train2, ceil), ms, others, match)
+    np.testing.assert_allclose(
+        got2, _brute_train_aps(train2 / ceil[None, :, None, :], X, others, variant, match,
+                               ceil), atol=1e-12)
+
+
+def test_tied_layers_go_to_the_shallowest():
+    """Exact ties (Spearman train APS over a few entries) and rounding-level differences pick
+    the shallowest layer, whatever the summation order; NaN never wins."""
+    mean = np.array([[0.3, np.nan, 0.1, 0.2],
+                     [0.5, np.nan, 0.1 + 1e-15, 0.2],
+                     [0.5 + 1e-14, np.nan, 0.1, 0.2 + 1e-6],
+                     [0.1, np.nan, np.nan, 0.2]])
+    np.testing.assert_array_equal(apa._first_best(mean)[[0, 2, 3]], [1, 0, 2])
+    X = np.zeros((3, S, R))
+    X[1:] = 1.0  # layers 1 and 2 score the same everywhere, above layer 0
+    X[2] += 1e-13
+    ms = apa.ModelScores("m", "w", ["L0", "L1", "L2"], X, X)
+    assert (apa._select_layers(ms, list(range(S)), 0) == 1).all()
 
 
 def test_score_and_aps_selection_pick_their_own_layer():

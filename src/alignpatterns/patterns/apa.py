@@ -357,8 +357,22 @@ def _select_layers(ms: ModelScores, members: Sequence[int], s: int, selection: s
     else:
         raise ValueError(f"unknown layer selection {selection!r}; expected one of {SELECTIONS}")
     missing = np.all(np.isnan(mean), axis=0)
-    lay = np.where(np.isnan(mean), -np.inf, mean).argmax(axis=0)
-    return np.where(missing, -1, lay)
+    return np.where(missing, -1, _first_best(mean))
+
+
+#: Layers whose selection criterion is within this of the best tie (rounding, not data).
+SELECTION_TIE = 1e-12
+
+
+def _first_best(mean: np.ndarray) -> np.ndarray:
+    """Per column of ``mean`` (n_layers, n_rois), the shallowest layer within
+    :data:`SELECTION_TIE` (relative) of the best; NaN never wins. Spearman train APS over a
+    few entries ties exactly, and which tied layer a plain argmax picks would depend on
+    floating-point summation order."""
+    m = np.where(np.isnan(mean), -np.inf, mean)
+    best = m.max(axis=0)
+    tol = SELECTION_TIE * np.maximum(1.0, np.abs(np.where(np.isfinite(best), best, 0.0)))
+    return np.argmax(m >= best - tol, axis=0)
 
 
 def _exclusion_references(A: np.ndarray) -> np.ndarray:
@@ -426,6 +440,13 @@ def _train_aps(vd: _VariantData, ms: ModelScores, others: Sequence[int], match: 
     Xb = np.broadcast_to(X[:, None, :, None, :], (T, 1, L, R, R))
     Yb = refs[:, :, None, :, :]                                      # (T, U, 1, R, R)
     if match == "spearman":
+        shared = np.isfinite(Xb) & np.isfinite(Yb) & E
+        if not shared.all(axis=(0, 1, 2))[E].all():
+            # a missing cell (pairwise): rank over the entries both vectors have, as the
+            # test-split path does; ranking each vector over its own would not be Spearman
+            shape = shared.shape
+            Xb = np.where(shared, np.broadcast_to(Xb, shape), np.nan)
+            Yb = np.where(shared, np.broadcast_to(Yb, shape), np.nan)
         Xb = _masked_ranks(np.where(E, Xb, np.nan))
         Yb = _masked_ranks(np.where(E, Yb, np.nan))
     fx, fy = np.isfinite(Xb) & E, np.isfinite(Yb) & E
