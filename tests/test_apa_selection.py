@@ -112,12 +112,17 @@ def test_tied_layers_go_to_the_shallowest():
                      [0.5, np.nan, 0.1 + 1e-15, 0.2],
                      [0.5 + 1e-14, np.nan, 0.1, 0.2 + 1e-6],
                      [0.1, np.nan, np.nan, 0.2]])
-    np.testing.assert_array_equal(apa._first_best(mean)[[0, 2, 3]], [1, 0, 2])
+    np.testing.assert_array_equal(apa.best_layer(mean)[[0, 2, 3]], [1, 0, 2])
     X = np.zeros((3, S, R))
     X[1:] = 1.0  # layers 1 and 2 score the same everywhere, above layer 0
     X[2] += 1e-13
     ms = apa.ModelScores("m", "w", ["L0", "L1", "L2"], X, X)
     assert (apa._select_layers(ms, list(range(S)), 0) == 1).all()
+    # the bootstrap's and the whole-model variant's selections break ties alike
+    from alignpatterns.patterns import apa_boot, whole_model
+
+    assert (apa_boot._select(X[:, :, 0], np.ones((2, S))) == 1).all()
+    assert (whole_model.group_layers(ms) == 1).all()
 
 
 def test_score_and_aps_selection_pick_their_own_layer():

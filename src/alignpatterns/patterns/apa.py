@@ -357,22 +357,33 @@ def _select_layers(ms: ModelScores, members: Sequence[int], s: int, selection: s
     else:
         raise ValueError(f"unknown layer selection {selection!r}; expected one of {SELECTIONS}")
     missing = np.all(np.isnan(mean), axis=0)
-    return np.where(missing, -1, _first_best(mean))
+    return np.where(missing, -1, best_layer(mean))
 
 
 #: Layers whose selection criterion is within this of the best tie (rounding, not data).
 SELECTION_TIE = 1e-12
 
 
-def _first_best(mean: np.ndarray) -> np.ndarray:
-    """Per column of ``mean`` (n_layers, n_rois), the shallowest layer within
-    :data:`SELECTION_TIE` (relative) of the best; NaN never wins. Spearman train APS over a
-    few entries ties exactly, and which tied layer a plain argmax picks would depend on
-    floating-point summation order."""
+def best_layer(mean: np.ndarray, axis: int = 0) -> np.ndarray:
+    """Index along ``axis`` (the layers) of the best value: the shallowest layer within
+    :data:`SELECTION_TIE` (relative) of the maximum; NaN and -inf never win unless nothing
+    else is there (index 0 then; callers mark those -1). Spearman train APS over a few
+    entries ties exactly, and which tied layer a plain argmax picks would depend on
+    floating-point summation order, which differs between the selection paths.
+
+    Parameters
+    ----------
+    mean : ndarray, e.g. shape (n_layers, n_rois)
+    axis : int
+
+    Returns
+    -------
+    ndarray of int, ``mean``'s shape without ``axis``
+    """
     m = np.where(np.isnan(mean), -np.inf, mean)
-    best = m.max(axis=0)
+    best = m.max(axis=axis, keepdims=True)
     tol = SELECTION_TIE * np.maximum(1.0, np.abs(np.where(np.isfinite(best), best, 0.0)))
-    return np.argmax(m >= best - tol, axis=0)
+    return np.argmax(m >= best - tol, axis=axis)
 
 
 def _exclusion_references(A: np.ndarray) -> np.ndarray:

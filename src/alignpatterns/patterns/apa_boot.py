@@ -43,6 +43,7 @@ from alignpatterns.patterns.apa import (
     _prepared,
     _variant_data,
     _VariantData,
+    best_layer,
     model_scores,
     present_cells,
 )
@@ -74,7 +75,7 @@ def _select(train_r: np.ndarray, w: np.ndarray) -> np.ndarray:
     den = np.einsum("bs,ls->bl", w, F.astype(float))[:, None, :] - (w[:, :, None] * F.T[None])
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = np.where(den > 0, num / np.where(den > 0, den, 1.0), -np.inf)  # (B, S, L)
-    lay = mean.argmax(axis=2)
+    lay = best_layer(mean, axis=2)
     return np.where(np.isfinite(mean).any(axis=2), lay, -1)
 
 

@@ -21,7 +21,7 @@ import pandas as pd
 
 from alignpatterns.measures.stats import permutation_p_value
 from alignpatterns.patterns.alignment import LPOptions, _scores_and_null, model_representation
-from alignpatterns.patterns.apa import ModelScores, _corr, _rowwise_corr, brain_tensor
+from alignpatterns.patterns.apa import ModelScores, _corr, _rowwise_corr, best_layer, brain_tensor
 from alignpatterns.patterns.streams import stream
 
 __all__ = ["group_layers", "model_roi_matrix", "brain_roi_matrix", "mantel",
@@ -44,11 +44,7 @@ def group_layers(ms: ModelScores) -> np.ndarray:
     with warnings.catch_warnings():  # all-NaN ROI columns (missing cells)
         warnings.simplefilter("ignore", RuntimeWarning)
         mean = np.nanmean(ms.train, axis=1)  # (n_layers, n_rois)
-    out = np.full(mean.shape[1], -1, dtype=np.int64)
-    for r in range(mean.shape[1]):
-        if np.any(np.isfinite(mean[:, r])):
-            out[r] = int(np.nanargmax(mean[:, r]))
-    return out
+    return np.where(np.isfinite(mean).any(axis=0), best_layer(mean), -1).astype(np.int64)
 
 
 def model_roi_matrix(features: Mapping[str, tuple[np.ndarray, np.ndarray]],
