@@ -272,6 +272,24 @@ def test_stimulus_permutation_p_value_and_verdict():
     assert (models["passes_margin_0_1"] <= models["passes_margin_0_2"]).all()
 
 
+def test_null_draws_compare_only_the_entries_the_observed_profile_has():
+    """A draw's profile must not have entries the observed one lacks (e.g. a NaN test score):
+    finite null scores there are ignored, so p equals that of a null NaN at the same place."""
+    A, train, test, rng = _true_pattern_model(11)
+    test = test.copy()
+    test[:, 2, 3] = np.nan  # subject 03's score at ROI D undefined in every layer
+    null = rng.standard_normal((99,) + test.shape)
+    null_nan = null.copy()
+    null_nan[:, :, 2, 3] = np.nan
+    mb = pd.concat([_mb(train, test, name="a"), _mb(train, test, name="b")])
+    _, summ = apa.run_apa(_bb(A), mb, SUBJECTS, ROIS, "m", variants=["full", "offdiag"],
+                          nulls={"a": null, "b": null_nan})
+    p = summ[summ["candidate"] != "brain"].pivot_table(
+        index=["variant", "roi"], columns="candidate", values="p_stimulus")
+    np.testing.assert_array_equal(p["a"], p["b"])
+    assert p["a"].notna().all()
+
+
 def test_verdict_is_na_without_nulls_or_with_too_few_subjects():
     A, train, test, rng = _true_pattern_model(8)
     _, summ = apa.run_apa(_bb(A), _mb(train, test), SUBJECTS, ROIS, "m", variants=["full"])

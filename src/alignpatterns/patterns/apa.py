@@ -987,6 +987,9 @@ def run_apa(bb: pd.DataFrame, mb: pd.DataFrame, subjects: Sequence[str], rois: S
                 raise ValueError(f"null scores of {ms.name!r}: expected shape (draws, "
                                  f"{len(ms.layers)}, {len(subjects)}, {len(rois)}), got {N.shape}")
             N = N[..., kept_idx]
+            if not np.isfinite(ms.test).all():
+                # a draw compares the entries the observed profile has, never more
+                N = np.where(np.isfinite(ms.test)[None], N, np.nan)
         cand_nulls[ms.name] = N
     S = len(subjects)
     members = list(range(S))
