@@ -150,6 +150,29 @@ def _bb_rows(A, subjects, rois):
     return pd.DataFrame(rows)
 
 
+@pytest.mark.parametrize("measure", ["rsa-crossnobis-spearman", "rsa-correlation-spearman",
+                                     "cka-linear-debiased", "lp-ridge-pearson"])
+def test_a_half_without_data_for_a_stimulus_gives_nan_scores_and_a_warning(measure):
+    """A stimulus NaN in every odd repetition of ROI B leaves B's odd half undefined: the
+    scores that use it are NaN (as the split-half ceiling), the others unchanged."""
+    sd = _subject(np.random.default_rng(21))
+    lp = LPOptions(alphas=(10.0,), inner_cv=3, x_scaling="unit")
+    before = pd.DataFrame(within_subject_rows(sd, ROIS, measure, lp))
+    sd.rois["B"].test_reps[0, 0::2] = np.nan
+    with pytest.warns(UserWarning, match=r"sub-01 ROI 'B': 1 test stimuli .* odd half"):
+        rows = pd.DataFrame(within_subject_rows(sd, ROIS, measure, lp))
+    src_b = rows["source_roi"] == "B"
+    tgt_b = rows["target_roi"] == "B"
+    assert rows.loc[src_b, "score_odd_to_even"].isna().all()
+    assert rows.loc[tgt_b, "score_even_to_odd"].isna().all()
+    assert rows.loc[src_b | tgt_b, "score"].isna().all()
+    rest = ~src_b & ~tgt_b
+    np.testing.assert_allclose(rows.loc[rest, "score"], before.loc[rest, "score"])
+    ok = src_b & ~tgt_b
+    np.testing.assert_allclose(rows.loc[ok, "score_even_to_odd"],
+                               before.loc[ok, "score_even_to_odd"])
+
+
 def test_within_rows_never_enter_references_and_summary_matches_direct():
     rng = np.random.default_rng(3)
     subjects = [f"{i:02d}" for i in range(1, 7)]

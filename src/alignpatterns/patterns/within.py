@@ -50,6 +50,12 @@ def split_halves(reps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return reps[:, 0::2], reps[:, 1::2]
 
 
+def _lost_stimuli(half: np.ndarray) -> int:
+    """Stimuli of a half (n_stimuli, n_reps_half, n_vertices) with some vertex NaN in every
+    repetition: the half's average, RDM or Gram is undefined there."""
+    return int(np.any(np.all(np.isnan(half), axis=1), axis=1).sum()) if half.size else 0
+
+
 def _half_representation(half: np.ndarray, measure: str) -> np.ndarray:
     """One half's representation (half shaped (n_stimuli, n_reps_half, n_vertices))."""
     with warnings.catch_warnings():  # NaN repetitions are averaged over
@@ -96,8 +102,15 @@ def within_subject_rows(sd: SubjectData, rois: Sequence[str], measure: str, lp: 
         if measure == "rsa-crossnobis-spearman" and min(n_reps) < 2:
             raise ValueError(f"sub-{sd.subject} ROI {roi!r}: within-subject crossnobis needs "
                              f"≥ 2 test repetitions per odd/even half; found {n_reps}")
-        halves[roi] = {"odd": _half_representation(odd, measure),
-                       "even": _half_representation(even, measure)}
+        lost = {h: _lost_stimuli(x) for h, x in zip(HALVES, (odd, even), strict=True)}
+        for h in HALVES:
+            if lost[h]:
+                warnings.warn(f"sub-{sd.subject} ROI {roi!r}: {lost[h]} test stimuli have no "
+                              f"finite {h} repetition at some vertex, so the {h} half is "
+                              "undefined and its within-subject scores are NaN (as the "
+                              "split-half ceiling)", stacklevel=2)
+        halves[roi] = {h: None if lost[h] else _half_representation(x, measure)
+                       for h, x in zip(HALVES, (odd, even), strict=True)}
     scores = {}  # (source, target) → (odd→even, even→odd)
     present = [r for r in rois if r in halves]
     if measure == "lp-ridge-pearson" and not train_halves_disjoint(sd, present):
@@ -112,6 +125,9 @@ def within_subject_rows(sd: SubjectData, rois: Sequence[str], measure: str, lp: 
             pair = []
             for a, b in (("odd", "even"), ("even", "odd")):
                 x, y = halves[src][a], halves[tgt][b]
+                if x is None or y is None:
+                    pair.append(np.nan)
+                    continue
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", RuntimeWarning)
                     pair.append(float(compare_rdms(x, y, "spearman", ranked=True))
@@ -154,6 +170,9 @@ def _lp_scores(sd, src, targets, halves, lp: LPOptions):
         else:
             X_train = d.train
             Y_train = np.concatenate([sd.rois[t].train for t in targets], axis=1)
+        if halves[src][a] is None:
+            preds[a] = None
+            continue
         preds[a] = lp_predict(X_train, Y_train, halves[src][a], lp.alphas,
                               inner_cv=lp.inner_cv, n_components=_k(lp, rep),
                               x_scaling=lp.x_scaling)
@@ -161,6 +180,9 @@ def _lp_scores(sd, src, targets, halves, lp: LPOptions):
     for t, lo, hi in zip(targets, edges[:-1], edges[1:], strict=True):
         pair = []
         for a, b in (("odd", "even"), ("even", "odd")):
+            if preds[a] is None or halves[t][b] is None:
+                pair.append(np.nan)
+                continue
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)
                 r = correlation_score(halves[t][b], preds[a][:, lo:hi])
