@@ -163,6 +163,9 @@ def _lp_scores(sd, src, targets, halves, lp: LPOptions):
     disjoint = train_halves_disjoint(sd, [src, *targets])
     preds = {}
     for a, b in (("odd", "even"), ("even", "odd")):
+        if halves[src][a] is None:  # an undefined test half: nothing to predict from
+            preds[a] = None
+            continue
         if disjoint:
             X_train = _half_mean(d.train_reps, a)
             Y_train = np.concatenate([_half_mean(sd.rois[t].train_reps, b) for t in targets],
@@ -170,9 +173,6 @@ def _lp_scores(sd, src, targets, halves, lp: LPOptions):
         else:
             X_train = d.train
             Y_train = np.concatenate([sd.rois[t].train for t in targets], axis=1)
-        if halves[src][a] is None:
-            preds[a] = None
-            continue
         preds[a] = lp_predict(X_train, Y_train, halves[src][a], lp.alphas,
                               inner_cv=lp.inner_cv, n_components=_k(lp, rep),
                               x_scaling=lp.x_scaling)
