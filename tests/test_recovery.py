@@ -30,32 +30,19 @@ SEEDS = [1, pytest.param(2, marks=pytest.mark.recovery),
          pytest.param(3, marks=pytest.mark.recovery)]
 
 # (check, synth seed, measure[, variant]) → measured value that misses the floor (from the
-# workflow runs of each seed). What still misses: the re-seeded generator architecture is not
-# > 0.3 above every near-identity-init candidate on the deepest ROIs (random ReLU networks share
-# their depth profile; mobilenetv3's timm init is the least near-identity; on LP no candidate
-# predicts the deep ROIs' layer-specific components); the oracle's top rank on seeds 2 and 3,
-# where even its noise-free APS on the deep ROIs is low (docs/status.md).
+# workflow runs of each seed; docs/status.md).
 LP = "lp-ridge-pearson"
 XN = "rsa-crossnobis-spearman"
 CKA = "cka-linear-debiased"
 KNOWN_MISSES = {
-    ("generator_arch", 1, CKA): "margin over mobilenetv3_small_100 -0.01 ≤ 0.3",
-    ("generator_arch", 1, LP): "margins 0.08 / 0.05 / 0.05 over convnext_atto / vit_tiny / "
-                               "mobilenetv3 ≤ 0.3",
-    ("oracle_top", 2, XN): "oracle top in 60% of ROIs < 70%",
-    ("generator_arch", 2, LP): "margins 0.16 / 0.12 / 0.10 over convnext_atto / vit_tiny / "
-                               "mobilenetv3 ≤ 0.3",
-    ("oracle_top", 3, XN): "oracle top in 40% of ROIs < 70%",
-    ("oracle_top", 3, LP): "oracle top in 40% of ROIs < 70%",
-    ("generator_arch", 3, XN): "margins -0.01 / 0.14 / -0.07 over convnext_atto / vit_tiny / "
-                               "mobilenetv3 ≤ 0.3",
-    ("generator_arch", 3, LP): "margins 0.11 / 0.11 / 0.11 over convnext_atto / vit_tiny / "
-                               "mobilenetv3 ≤ 0.3",
-    # a chance false positive of the one fixed stimulus shuffle, where the brain baseline
-    # itself is ≈ 0: 1 of 6 shuffles passes a cell on this seed (0 of 6 with the previous
-    # ncsnr draws); docs/status.md
-    ("negative_controls", 3): "the stimulus-shuffled oracle passes lp-ridge-pearson offdiag "
-                              "FFC (APS 0.50 vs brain −0.05, q 0.02)",
+    # on crossnobis RSA the oracle and its re-seeded twin (resnetv2_18_gn) are within -0.010 to
+    # +0.034 APS on every ROI of seed 2: random networks of one architecture give nearly the
+    # same RDMs, so which of the two tops a ROI is close to a coin flip
+    ("oracle_top", 2, XN): "oracle top in 50% of ROIs < 70%",
+    # no control passes anywhere; but the one fixed shuffle of the oracle's features gets
+    # q < 0.05 on 28 of 480 cells, all linear predictivity on the deep ROIs (PIT, FFC, LO1-3),
+    # which share one latent, so one chance alignment repeats over them (seed 2: 23 of 480)
+    ("control_p_values", 1): "q_stimulus >= 0.05 in 94.2% of the controls' cells < 95%",
 }
 
 
@@ -176,5 +163,12 @@ def test_gaussian_and_stimulus_shuffled_features_never_pass(negative_controls, r
     assert set(s["candidate"]) == {"gaussian", "permuted-oracle"}
     assert s["passes"].notna().all()
     assert not s["passes"].any(), s[s["passes"]][["measure", "variant", "candidate", "roi"]]
-    # and not because of a degenerate table: the stimulus-permutation p-values are not small
+
+
+def test_negative_controls_have_mostly_large_p_values(negative_controls, recovery_run, request):
+    """The controls fail for want of a stimulus-locked signal, not only through Δ and
+    specificity: their stimulus-permutation q-values are mostly not small."""
+    expect(request, "control_p_values", recovery_run[1])
+    s = negative_controls
+    assert (s["p_stimulus"] > 0).all()
     assert (s["q_stimulus"] >= 0.05).mean() >= 0.95

@@ -35,7 +35,7 @@ from alignpatterns.synth import responses as R
 from alignpatterns.synth import truth as T
 
 #: Generator architecture (a ``resources/models.yaml`` name).
-GENERATOR = "vgg11"
+GENERATOR = "resnetv2_18_gn"
 N_TRAIN_REPS, N_TEST_REPS = 3, 10
 ATLAS_NAME = "synthetic"
 #: Frames written per mp4, frames per second.

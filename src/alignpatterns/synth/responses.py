@@ -3,14 +3,13 @@
 A hidden generator network's layers drive ROIs along a hierarchy. For ROI r at hierarchy position
 p_r (0 = shallowest generator layer, L−1 = deepest), the generator-driven latent is a depth-weighted
 mix of the 2–3 generator layers nearest p_r, each represented by its top principal components with a
-power-law spectrum. A share of each layer's variance (``specific_fraction``, growing linearly from
-the shallowest to the deepest driving layer) comes from the layer's *specific* components instead:
-its top principal components after the ``n_common`` stimulus dimensions shared by all layers are
-projected out. Without them every ROI's latent is dominated by the same few shared dimensions, so
-ridge from any ROI predicts every other ROI about equally and linear-predictivity alignment
-patterns are flat (brain-baseline APS 0.15–0.38 on `offdiag`); with them a deep ROI carries
-signal that shallow layers and early ROIs cannot predict linearly, while RDMs and Grams stay
-dominated by the shared dimensions. Every vertex of subject s in ROI r mixes, with
+power-law spectrum. Optionally (``specific_fraction``, off by default) a share of each layer's
+variance comes from the layer's *specific* components instead: its top principal components after
+the ``n_common`` stimulus dimensions shared by all layers are projected out. They were needed
+while the generator was a plain ReLU network (vgg11), whose deep layers carry their
+predecessors' dominant variance: without them every ROI's latent was dominated by the same few
+dimensions and linear-predictivity patterns were flat. The default generator's GroupNorm layers
+do not nest that way (``docs/synthetic.md``). Every vertex of subject s in ROI r mixes, with
 subject-specific spatially smooth weights:
 
 - the generator-driven latent (shared across subjects);
@@ -73,14 +72,11 @@ class ResponseDesign:
         before its *specific* components are taken.
     specific_fraction : tuple of float
         Share of a layer's latent variance carried by its specific components at the shallowest
-        and at the deepest driving layer (linear in between; 0: the layer's own top components
-        only). The default gives the shallowest layer none, so early ROIs' RDMs and Grams stay
-        those of the generator's layer, and the deepest 0.6, which shallow layers and early ROIs
-        cannot predict linearly. Shares at both ends ((0.2, 0.3)) also keep deep layers from
-        predicting early ROIs, which random ReLU layers otherwise do because they nest: that
-        lifts the deep ROIs' linear-predictivity APS and cuts the recovery suite's misses from
-        10 to 6, but the early ROIs then differ more between subjects, and a held-out subject
-        passes for its own ROI in only half of them (``docs/status.md``).
+        and at the deepest driving layer (linear in between). Default (0, 0): every layer's own
+        top components only, so each ROI's RDM, Gram and linear map are those of its driving
+        layers. Specific components are low-variance, weight-specific directions: they lower
+        every candidate's APS on the ROIs that carry them, the oracle's included
+        (``docs/status.md`` has the history of the shares used with the vgg11 generator).
     smooth_sigma : float
         Spatial smoothing (in vertices) of mixing weights and smooth noise.
     fractions : dict
@@ -97,7 +93,7 @@ class ResponseDesign:
     ncsnr_max: float = 1.4
     size_range: tuple[int, int] = (60, 360)
     n_common: int = 14
-    specific_fraction: tuple[float, float] = (0.0, 0.6)
+    specific_fraction: tuple[float, float] = (0.0, 0.0)
     smooth_sigma: float = 3.0
     fractions: dict = field(default_factory=lambda: dict(DEFAULT_FRACTIONS))
 
