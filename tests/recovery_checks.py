@@ -142,14 +142,40 @@ def oracle_expected_agreement(run: Run, measure: str, variant: str = "offdiag",
 
 
 CONTROL_MEASURES = ["rsa-crossnobis-spearman", "cka-linear-debiased", "lp-ridge-pearson"]
+#: fresh shuffles of the oracle's features in :func:`shuffle_calibration`
+N_CALIBRATION_SHUFFLES = 16
 
 
-def negative_controls(run: Run, config: Path) -> pd.DataFrame:
-    """APA verdicts of two candidates that carry no stimulus information about the brain:
-    Gaussian features, and the oracle's own features with the stimuli shuffled (one fixed
-    permutation of all stimuli, so train selection and test scoring see the same mismatch).
-    Both are scored exactly like a model (layer selection on train, 1000 stimulus
-    permutations, BH over each control's ROIs as in the workflow)."""
+def _oracle_driver_features(run: Run) -> tuple[dict, int]:
+    """The oracle's features of the layers that drive some ROI, as {layer: (train, test)}, and
+    the number of train stimuli."""
+    from alignpatterns import pipeline
+
+    truth = run.truth
+    oracle, _ = pipeline.load_features(run.wd / "results/features/oracle.npz")
+    keep = sorted({truth["generator_layers"][i] for i in truth["roi_true_layer"].values()})
+    return {k: oracle[k] for k in keep}, len(next(iter(oracle.values()))[0])
+
+
+def _shuffled(feats: dict, n_train: int, order: np.ndarray) -> dict:
+    """``feats`` with the stimuli (train and test together) reordered by ``order``."""
+    out = {}
+    for name, (tr, te) in feats.items():
+        Z = np.concatenate([tr, te])[order]
+        out[name] = (Z[:n_train], Z[n_train:])
+    return out
+
+
+def score_controls(run: Run, config: Path, candidates: dict[str, dict]) -> pd.DataFrame:
+    """APA summary rows (all variants and selections of ``CONTROL_MEASURES``) of feature sets
+    scored exactly like a model: layer selection on train, the config's stimulus
+    permutations, BH within measure × variant over these candidates' ROIs.
+
+    Parameters
+    ----------
+    candidates : dict of str to dict
+        Candidate name → {layer: (train features (n_train, p), test features (n_test, p))}.
+    """
     import yaml
 
     from alignpatterns import pipeline
@@ -159,27 +185,17 @@ def negative_controls(run: Run, config: Path) -> pd.DataFrame:
     from alignpatterns.patterns.apa import run_apa
     from alignpatterns.patterns.streams import stimulus_permutations
 
-    wd, truth = run.wd, run.truth
+    wd = run.wd
     cfg = resolve_config(yaml.safe_load(Path(config).read_text()), repo=REPO)
-    oracle, _ = pipeline.load_features(wd / "results/features/oracle.npz")
-    keep = sorted({truth["generator_layers"][i] for i in truth["roi_true_layer"].values()})
-    rng = np.random.default_rng(2024)
-    n_train = len(next(iter(oracle.values()))[0])
-    shuffle = rng.permutation(n_train + len(next(iter(oracle.values()))[1]))
-    gaussian, permuted = {}, {}
-    for name in keep:
-        Z = np.concatenate(oracle[name])
-        G = rng.standard_normal(Z.shape)
-        gaussian[name] = (G[:n_train], G[n_train:])
-        permuted[name] = (Z[shuffle][:n_train], Z[shuffle][n_train:])
     lp = pipeline._lp_options(cfg, wd / "results/data/dataset.json")
     subjects, rois = cfg["subjects"], cfg["rois"]
+    n_perm = cfg["apa"]["n_permutations"]
+    sds = [load_subject(wd / f"results/brain/sub-{s}.npz") for s in subjects]
     rows, nulls = [], {}
-    for cand, feats in (("gaussian", gaussian), ("permuted-oracle", permuted)):
+    for cand, feats in candidates.items():
         per_sub = []
-        for s in subjects:
-            sd = load_subject(wd / f"results/brain/sub-{s}.npz")
-            perms = {m: stimulus_permutations(cfg["seed"], m, cand, 1000, len(sd.test_ids))
+        for sd in sds:
+            perms = {m: stimulus_permutations(cfg["seed"], m, cand, n_perm, len(sd.test_ids))
                      for m in CONTROL_MEASURES}
             r, n = model_brain_scores(feats, sd, rois, CONTROL_MEASURES, lp, perms)
             rows += [{**x, "model": cand, "weights": "control"} for x in r]
@@ -198,6 +214,41 @@ def negative_controls(run: Run, config: Path) -> pd.DataFrame:
                              selections=cfg["apa"].get("selection", ["score"]))
         out.append(summary[summary["candidate"] != "brain"])
     return pd.concat(out, ignore_index=True)
+
+
+def negative_controls(run: Run, config: Path) -> pd.DataFrame:
+    """APA verdicts of two candidates that carry no stimulus information about the brain:
+    Gaussian features, and the oracle's own features with the stimuli shuffled (one fixed
+    permutation of all stimuli, so train selection and test scoring see the same mismatch),
+    scored by :func:`score_controls`."""
+    feats, n_train = _oracle_driver_features(run)
+    rng = np.random.default_rng(2024)
+    n_all = n_train + len(next(iter(feats.values()))[1])
+    shuffle = rng.permutation(n_all)
+    gaussian = {}
+    for name, (tr, _) in feats.items():
+        G = rng.standard_normal((n_all, tr.shape[1]))
+        gaussian[name] = (G[:n_train], G[n_train:])
+    return score_controls(run, config, {"gaussian": gaussian,
+                                        "permuted-oracle": _shuffled(feats, n_train, shuffle)})
+
+
+def shuffle_calibration(run: Run, config: Path, n_shuffles: int = N_CALIBRATION_SHUFFLES
+                        ) -> pd.DataFrame:
+    """:func:`score_controls` rows of ``n_shuffles`` independent stimulus shuffles of the
+    oracle's features (candidates ``shuffle0``, ``shuffle1``, …; fixed seeds).
+
+    Each shuffle is a model with no stimulus-locked signal, so each cell's stimulus-permutation
+    p-value is uniform over shuffles and the share of cells with p < α averages α, however
+    strongly the ROIs of one shuffle are correlated (one shuffle's chance alignment repeats
+    over ROIs that share a latent, variants and selections, so one shuffle alone says little).
+    """
+    feats, n_train = _oracle_driver_features(run)
+    n_all = n_train + len(next(iter(feats.values()))[1])
+    cands = {f"shuffle{k}": _shuffled(feats, n_train,
+                                      np.random.default_rng([2025, k]).permutation(n_all))
+             for k in range(n_shuffles)}
+    return score_controls(run, config, cands)
 
 
 def report(run: Run) -> list[str]:
@@ -237,3 +288,10 @@ if __name__ == "__main__":
         c = negative_controls(Run(wd), wd / "config.yaml")
         print("negative controls: cells", len(c), "passes", int(c["passes"].sum()),
               "share q_stimulus >= 0.05", round(float((c["q_stimulus"] >= 0.05).mean()), 3))
+        c = shuffle_calibration(Run(wd), wd / "config.yaml")
+        by_shuffle = c.groupby("candidate")["p_stimulus"]
+        print(f"shuffle calibration: {c['candidate'].nunique()} shuffles, cells", len(c),
+              "passes", int(c["passes"].sum()), "share p < 0.05",
+              round(float((c["p_stimulus"] < 0.05).mean()), 4), "share p < 0.01",
+              round(float((c["p_stimulus"] < 0.01).mean()), 4), "shuffles with a cell p < 0.05",
+              int(by_shuffle.min().lt(0.05).sum()))

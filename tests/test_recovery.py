@@ -39,10 +39,6 @@ KNOWN_MISSES = {
     # +0.034 APS on every ROI of seed 2: random networks of one architecture give nearly the
     # same RDMs, so which of the two tops a ROI is close to a coin flip
     ("oracle_top", 2, XN): "oracle top in 50% of ROIs < 70%",
-    # no control passes anywhere; but the one fixed shuffle of the oracle's features gets
-    # q < 0.05 on 28 of 480 cells, all linear predictivity on the deep ROIs (PIT, FFC, LO1-3),
-    # which share one latent, so one chance alignment repeats over them (seed 2: 23 of 480)
-    ("control_p_values", 1): "q_stimulus >= 0.05 in 94.2% of the controls' cells < 95%",
 }
 
 
@@ -165,10 +161,28 @@ def test_gaussian_and_stimulus_shuffled_features_never_pass(negative_controls, r
     assert not s["passes"].any(), s[s["passes"]][["measure", "variant", "candidate", "roi"]]
 
 
-def test_negative_controls_have_mostly_large_p_values(negative_controls, recovery_run, request):
-    """The controls fail for want of a stimulus-locked signal, not only through Δ and
-    specificity: their stimulus-permutation q-values are mostly not small."""
-    expect(request, "control_p_values", recovery_run[1])
-    s = negative_controls
-    assert (s["p_stimulus"] > 0).all()
-    assert (s["q_stimulus"] >= 0.05).mean() >= 0.95
+@pytest.fixture(scope="module")
+def shuffle_calibration(recovery_run):
+    run, _, config = recovery_run
+    return rc.shuffle_calibration(run, config)
+
+
+def test_stimulus_permutation_p_values_are_calibrated(shuffle_calibration):
+    """The stimulus-permutation p-values of models without a stimulus-locked signal are
+    uniform: over 16 independent stimulus shuffles of the oracle's features (every cell of
+    3 measures × 4 variants × 2 selections × the ROIs), p < 0.05 in at most 10% of cells,
+    p < 0.01 in at most 3.5%, mean p ≥ 0.4; and no shuffle passes anywhere.
+
+    One shuffle cannot show this: its chance alignment repeats over the ROIs that share a
+    latent, over variants and selections. On seed 1, 102 shuffles gave p < 0.05 in 5.6%
+    (± 0.6%) of cells, p < 0.01 in 1.2%, mean p 0.50; resampling them, 16 shuffles exceed
+    these bounds with probability ≈ 0.5% each (docs/status.md)."""
+    s = shuffle_calibration
+    assert s["candidate"].nunique() == rc.N_CALIBRATION_SHUFFLES
+    assert s["p_stimulus"].notna().all() and (s["p_stimulus"] > 0).all()
+    p = s["p_stimulus"]
+    assert (p < 0.05).mean() <= 0.10, (p < 0.05).mean()
+    assert (p < 0.01).mean() <= 0.035, (p < 0.01).mean()
+    assert p.mean() >= 0.4, p.mean()
+    assert s["passes"].notna().all() and not s["passes"].any(), \
+        s[s["passes"]][["measure", "variant", "candidate", "roi"]]
