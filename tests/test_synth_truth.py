@@ -273,23 +273,55 @@ def test_candidate_layer_cka_finds_the_driving_layer():
     names = [f"g{k}" for k in range(4)]
     truth = {"rois": ROIS, "roi_true_layer_name": dict(zip(ROIS, names, strict=True))}
     oracle = dict(zip(names, layers, strict=True))
-    # a candidate whose layers are the generator's in reverse order and rotated (CKA-invariant),
-    # and one of unrelated Gaussian features
+    # a candidate whose layers are the generator's in reverse order and rotated (CKA- and
+    # distance-invariant), and one of unrelated Gaussian features
     rotated = {f"c{k}": layers[3 - k] @ ortho_group.rvs(12, random_state=rng) for k in range(4)}
     noise = {f"n{k}": rng.standard_normal((N_TEST, 12)) for k in range(4)}
     table = T.candidate_layer_cka(truth, oracle, {"rot": rotated, "noise": noise})
     rot = table[table["candidate"] == "rot"].set_index("roi")
     for k, roi in enumerate(ROIS):
         assert rot.loc[roi, "driver_layer"] == names[k]
-        assert rot.loc[roi, "best_layer"] == f"c{3 - k}"
-        assert rot.loc[roi, "best_layer_index"] == 3 - k
+        assert rot.loc[roi, "best_layer"] == rot.loc[roi, "rsa_best_layer"] == f"c{3 - k}"
+        assert rot.loc[roi, "best_layer_index"] == rot.loc[roi, "rsa_best_layer_index"] == 3 - k
         assert rot.loc[roi, "cka"] == pytest.approx(1.0, abs=1e-10)
+        assert rot.loc[roi, "rsa"] == pytest.approx(1.0, abs=1e-10)
+        assert rot.loc[roi, "eccentricity_r"] == pytest.approx(1.0, abs=1e-10)
     nz = table[table["candidate"] == "noise"].set_index("roi")
     for k, roi in enumerate(ROIS):
         expected = [_biased_cka(layers[k], noise[f"n{j}"]) for j in range(4)]
         assert nz.loc[roi, "cka"] == pytest.approx(max(expected), rel=1e-10)
         assert nz.loc[roi, "best_layer_index"] == int(np.argmax(expected))
-    assert (nz["cka"] < 0.6).all()
+        rsa = [spearmanr(pdist(layers[k], "sqeuclidean"), pdist(noise[f"n{j}"], "sqeuclidean"))[0]
+               for j in range(4)]
+        j = int(np.argmax(rsa))
+        assert nz.loc[roi, "rsa"] == pytest.approx(rsa[j], rel=1e-10)
+        assert nz.loc[roi, "rsa_best_layer_index"] == j
+        centroid_distance = [np.sqrt(((x - x.mean(0)) ** 2).sum(1)) for x in (layers[k],
+                                                                             noise[f"n{j}"])]
+        assert nz.loc[roi, "eccentricity_r"] == pytest.approx(
+            spearmanr(*centroid_distance)[0], rel=1e-10)
+    assert (nz["cka"] < 0.6).all() and (nz["rsa"] < 0.4).all()
+
+
+def test_a_candidate_sharing_only_the_distances_from_the_centroid_has_high_rsa():
+    """Squared-Euclidean RDM entries are e_i² + e_j² − 2 x_i·x_j (e: distance from the
+    centroid): features that share only e with the driving layer and are otherwise random reach
+    a high RSA, and ``eccentricity_r`` says why."""
+    rng = np.random.default_rng(5)
+    n = 120
+    scale = np.exp(rng.normal(0.0, 0.6, n))  # stimuli differ in how far they lie from the centroid
+    driver = scale[:, None] * rng.standard_normal((n, 30))
+    e = np.sqrt(((driver - driver.mean(0)) ** 2).sum(1))
+    directions = rng.standard_normal((n, 2000))
+    only_e = e[:, None] * directions / np.linalg.norm(directions, axis=1, keepdims=True)
+    unrelated = rng.standard_normal((n, 2000))
+    truth = {"rois": ["V1"], "roi_true_layer_name": {"V1": "g0"}}
+    table = T.candidate_layer_cka(truth, {"g0": driver},
+                                  {"ecc": {"e0": only_e}, "noise": {"u0": unrelated}}
+                                  ).set_index("candidate")
+    assert table.loc["ecc", "eccentricity_r"] > 0.99
+    assert table.loc["ecc", "rsa"] > 0.9
+    assert table.loc["noise", "rsa"] < 0.1 and abs(table.loc["noise", "eccentricity_r"]) < 0.3
 
 
 def test_candidate_layer_cka_rejects_mismatched_inputs():

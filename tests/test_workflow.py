@@ -45,8 +45,10 @@ def test_tables_have_the_contract_columns(tiny_run):
     assert set(slc["candidate"]) == {"mobilenetv3_small_100", "oracle"}
     orc = slc[slc["candidate"] == "oracle"]
     assert (orc["best_layer"] == orc["driver_layer"]).all()
-    assert np.allclose(orc["cka"], 1.0)
+    assert (orc["rsa_best_layer"] == orc["driver_layer"]).all()
+    assert np.allclose(orc[["cka", "rsa", "eccentricity_r"]], 1.0)
     assert slc.loc[slc["candidate"] != "oracle", "cka"].between(0, 1).all()
+    assert slc.loc[slc["candidate"] != "oracle", "rsa"].between(-1, 1).all()
 
 
 @pytest.mark.workflow

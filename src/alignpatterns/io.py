@@ -120,10 +120,12 @@ TABLE_SCHEMAS: dict[str, dict[str, str]] = {
         "n_entries": "int64", "ci_method": "string", "aps_brain_avg": "float64",
         "ci_low": "float64", "ci_high": "float64", "reason": "string",
     },
-    # synthetic datasets only: CKA(ROI's driving generator layer, candidate's best layer)
+    # synthetic datasets only: CKA and RSA(ROI's driving generator layer, candidate's best layer)
     "synth_layer_cka": {
         "candidate": "string", "weights": "string", "roi": "string", "driver_layer": "string",
         "best_layer": "string", "best_layer_index": "int64", "cka": "float64",
+        "rsa_best_layer": "string", "rsa_best_layer_index": "int64", "rsa": "float64",
+        "eccentricity_r": "float64",
     },
 }
 

@@ -104,8 +104,8 @@ def synthesize(cfg: dict, out: str) -> None:
 def synth_layer_cka(cfg: dict, data_root: str, feature_paths: Sequence[str], out: str
                     ) -> pd.DataFrame:
     """Table ``synth_layer_cka``: per candidate and ROI of a synthetic dataset, the linear CKA
-    between the ROI's driving generator layer and the candidate's best-matching layer (SPEC.md
-    §5 ground truth).
+    and the RSA between the ROI's driving generator layer and the candidate's best-matching
+    layer (SPEC.md §5 ground truth; columns in :func:`alignpatterns.synth.truth.candidate_layer_cka`).
 
     Parameters
     ----------

@@ -357,9 +357,11 @@ def estimate_from_config(rule: str, cfg: Mapping) -> Estimate:
     elif rule == "decompose":
         terms = _decompose_terms([(n_stim, layer_units)] * n_layers)
     elif rule == "synth_layer_cka":
-        # the oracle's layers and one candidate's at a time, all stimuli, float64
+        # the oracle's layers and one candidate's at a time, all stimuli, float64; the ranked
+        # condensed RDM of every candidate layer and driving layer
         terms = {"interpreter": BASE_MB,
-                 "two models' features (float64)": 2 * n_stim * n_layers * layer_units * 8 / MB}
+                 "two models' features (float64)": 2 * n_stim * n_layers * layer_units * 8 / MB,
+                 "ranked RDMs": 2 * n_layers * n_stim * (n_stim - 1) / 2 * 8 / MB}
     else:  # gathers, figures and reports: tables only
         terms = {"interpreter": BASE_MB}
     return Estimate(rule, terms, source="config")

@@ -10,17 +10,18 @@ principal components of the train split (the common LP dimensionality), Pearson 
 prediction per target vertex, averaged over the target's reliable vertices
 (:func:`expected_lp_pattern`).
 
-:func:`candidate_layer_cka` gives, per candidate and ROI, the CKA between the ROI's driving layer
-and the candidate's best-matching layer (the workflow's ``synth_layer_cka`` table).
+:func:`candidate_layer_cka` gives, per candidate and ROI, the CKA and the RSA between the ROI's
+driving layer and the candidate's best-matching layer (the workflow's ``synth_layer_cka`` table).
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy.stats import spearmanr
 from scipy.stats import t as student_t
 
-from alignpatterns.measures import cka_from_grams, compare_rdms, gram, rdm
+from alignpatterns.measures import cka_from_grams, compare_rdms, gram, rank_rdm, rdm
 
 #: Measures with a noise-free form, and how their representations are built and compared.
 _MEASURES = {
@@ -358,14 +359,27 @@ def noise_free_truth(data: dict, layer_test: list[np.ndarray], layer_names: list
     return patterns, out
 
 
+def _eccentricity(X: np.ndarray) -> np.ndarray:
+    """Each stimulus's Euclidean distance from the centroid; X (n_stimuli, n_features) →
+    (n_stimuli,)."""
+    return np.linalg.norm(X - X.mean(axis=0), axis=1)
+
+
 def candidate_layer_cka(truth: dict, oracle: dict[str, np.ndarray],
                         candidates: dict[str, dict[str, np.ndarray]]) -> pd.DataFrame:
-    """CKA(driving layer, best layer) of every candidate for every ROI (SPEC.md §5 ground truth).
+    """How close each candidate's layers come to every ROI's driving layer (SPEC.md §5 ground
+    truth), by linear CKA and by RSA.
 
     For ROI r with driving layer ℓ_r (``roi_true_layer_name``, the generator layer with the
     largest depth weight), a candidate's best layer is argmax_k CKA(G_{ℓ_r}, F_k) and its value
     the ceiling of how well the candidate's layers can reproduce what drove r. Linear CKA
-    (biased, as ``layer_cka``) over every stimulus, train and test.
+    (biased, as ``layer_cka``) over every stimulus, train and test. The same for RSA in its
+    noise-free form (the one ``expected_pattern`` uses for crossnobis RSA): the Spearman
+    correlation of squared-Euclidean RDMs, with its own best layer; and, at that layer, the
+    Spearman correlation over stimuli of each stimulus's distance from the centroid in ℓ_r and
+    in the candidate's layer. A squared-Euclidean RDM entry is e_i² + e_j² − 2 x_i·x_j with
+    e the distance from the centroid, so where ``eccentricity_r`` is high RSA cannot tell the
+    candidate from the generator even when CKA can (``docs/synthetic.md``).
 
     Parameters
     ----------
@@ -383,7 +397,7 @@ def candidate_layer_cka(truth: dict, oracle: dict[str, np.ndarray],
     -------
     DataFrame
         One row per candidate × ROI: candidate, roi, driver_layer, best_layer,
-        best_layer_index, cka.
+        best_layer_index, cka, rsa_best_layer, rsa_best_layer_index, rsa, eccentricity_r.
     """
     drivers = sorted(set(truth["roi_true_layer_name"].values()))
     missing = [name for name in drivers if name not in oracle]
@@ -394,17 +408,27 @@ def candidate_layer_cka(truth: dict, oracle: dict[str, np.ndarray],
     n |= {a.shape[0] for layers in candidates.values() for a in layers.values()}
     if len(n) != 1:
         raise ValueError(f"features cover different numbers of stimuli: {sorted(n)}")
-    # each layer's Gram once: every driver meets every candidate layer
-    driver_grams = {d: gram(np.asarray(oracle[d], dtype=np.float64)) for d in drivers}
+    # each layer's Gram, ranked RDM and eccentricities once: every driver meets every layer
+    driver_x = {d: np.asarray(oracle[d], dtype=np.float64) for d in drivers}
+    driver_grams = {d: gram(x) for d, x in driver_x.items()}
+    driver_ranks = {d: rank_rdm(rdm(x, "sqeuclidean")) for d, x in driver_x.items()}
     rows = []
     for cand, layers in candidates.items():
         names = list(layers)
-        grams = [gram(np.asarray(layers[k], dtype=np.float64)) for k in names]
+        feats = [np.asarray(layers[k], dtype=np.float64) for k in names]
+        grams = [gram(x) for x in feats]
+        ranks = np.stack([rank_rdm(rdm(x, "sqeuclidean")) for x in feats])
         cka = {d: [float(cka_from_grams(driver_grams[d], L)) for L in grams] for d in drivers}
+        rsa = {d: compare_rdms(driver_ranks[d], ranks, "spearman", ranked=True)
+               for d in drivers}
         for roi in truth["rois"]:
             d = truth["roi_true_layer_name"][roi]
             best = int(np.argmax(cka[d]))
+            best_rsa = int(np.argmax(rsa[d]))
+            ecc = spearmanr(_eccentricity(driver_x[d]), _eccentricity(feats[best_rsa]))[0]
             rows.append({"candidate": cand, "roi": roi, "driver_layer": d,
                          "best_layer": names[best], "best_layer_index": best,
-                         "cka": cka[d][best]})
+                         "cka": cka[d][best], "rsa_best_layer": names[best_rsa],
+                         "rsa_best_layer_index": best_rsa, "rsa": float(rsa[d][best_rsa]),
+                         "eccentricity_r": float(ecc)})
     return pd.DataFrame(rows)
