@@ -85,6 +85,23 @@ def test_depth_weights_mix_adjacent_layers():
     assert np.argmax(R.depth_weights(3.0, 5, 0.45)) == 3
 
 
+@pytest.mark.parametrize("n_drivers", [3, 4, 5])
+def test_default_depth_mix_is_two_or_three_adjacent_layers(n_drivers):
+    # SPEC.md §5: each ROI's latent mixes 2–3 adjacent driving layers. With the generator's 4
+    # drivers (seeds 1–3) the default width lets one of them carry ≥ 75% of the variance, so a
+    # single selected layer can stand in for the ROI
+    from alignpatterns.synth.dataset import roi_positions
+
+    width = R.ResponseDesign().mix_width
+    for pos in roi_positions(10, n_drivers):
+        w = R.depth_weights(float(pos), n_drivers, width)
+        used = np.flatnonzero(w)
+        assert 2 <= len(used) <= 3 and np.all(np.diff(used) == 1), (pos, w)
+        assert np.argmax(w) == round(pos), (pos, w)
+        if n_drivers == 4:
+            assert w.max() >= 0.75, (pos, w)
+
+
 def test_driver_layers_are_distinct():
     cka = np.array([[1.0, 0.97, 0.9, 0.8], [0.97, 1.0, 0.96, 0.9],
                     [0.9, 0.96, 1.0, 0.93], [0.8, 0.9, 0.93, 1.0]])
