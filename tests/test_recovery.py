@@ -180,8 +180,9 @@ def test_stimulus_permutation_p_values_are_calibrated(shuffle_calibration, recov
     shuffles' near-zero alignment makes rare but not impossible where the brain baseline is
     low: over 208 shuffles on seeds 1–3 (stop 26), one passed, in one of its 240 cells (seed 2,
     LP offdiag V4, brain APS 0.44, p 0.001), so "no pass anywhere" would test luck; the shuffle
-    is the independent unit (its cells share one chance alignment). SPEC.md's "never pass" is asserted on the two
-    fixed controls (test_gaussian_and_stimulus_shuffled_features_never_pass)."""
+    is the independent unit (its cells share one chance alignment). SPEC.md's "never pass" is
+    asserted on the two fixed controls
+    (test_gaussian_and_stimulus_shuffled_features_never_pass)."""
     s = shuffle_calibration
     assert s["candidate"].nunique() == rc.N_CALIBRATION_SHUFFLES
     assert s["p_stimulus"].notna().all() and (s["p_stimulus"] > 0).all()

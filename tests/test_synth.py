@@ -102,6 +102,17 @@ def test_default_depth_mix_is_two_or_three_adjacent_layers(n_drivers):
             assert w.max() >= 0.75, (pos, w)
 
 
+def test_a_single_layer_roi_is_refused():
+    from alignpatterns.synth.dataset import SynthesisError, _check_depth_mix, roi_positions
+
+    narrow = {f"R{i}": R.depth_weights(float(p), 4, 0.2) for i, p in
+              enumerate(roi_positions(10, 4))}
+    with pytest.raises(SynthesisError, match=r"ROI R0 mixes driving layers \[0\].*mix_width 0.2"):
+        _check_depth_mix(narrow, 0.2)
+    _check_depth_mix({f"R{i}": R.depth_weights(float(p), 4, R.ResponseDesign().mix_width)
+                      for i, p in enumerate(roi_positions(10, 4))}, 0.35)
+
+
 def test_driver_layers_are_distinct():
     cka = np.array([[1.0, 0.97, 0.9, 0.8], [0.97, 1.0, 0.96, 0.9],
                     [0.9, 0.96, 1.0, 0.93], [0.8, 0.9, 0.93, 1.0]])

@@ -197,6 +197,7 @@ def _write(root, seed, n_subjects, n_rois, n_train, n_test, n_frames, size, desi
     drivers = {r: [spec.layers[driver_idx[i]] for i in np.flatnonzero(shared.weights[r])]
                for r in roi_names}
     _check_generator(layer_cka, true_layer, spec.layers)
+    _check_depth_mix(shared.weights, design.mix_width)
 
     # --- ROI sizes and atlas -------------------------------------------------------------------
     size_rng = np.random.default_rng(latent_ss.spawn(1)[0])
@@ -317,6 +318,23 @@ def _check_generator(layer_cka: np.ndarray, true_layer: dict, layers) -> None:
                 raise SynthesisError(
                     f"generator layers {layers[i]} and {layers[j]} drive different ROIs but have "
                     f"CKA {layer_cka[i, j]:.3f} > {MAX_DISTINCT_DRIVER_CKA} (SPEC.md §5)")
+
+
+def _check_depth_mix(weights: dict[str, np.ndarray], mix_width: float) -> None:
+    """SPEC.md §5: every ROI's generator latent mixes 2–3 adjacent driving layers.
+
+    Parameters
+    ----------
+    weights : dict of str to ndarray, each (n_drivers,)
+        Depth weights per ROI (``SharedLatents.weights``).
+    """
+    for roi, w in weights.items():
+        used = np.flatnonzero(w)
+        if not (2 <= len(used) <= 3 and np.all(np.diff(used) == 1)):
+            raise SynthesisError(
+                f"ROI {roi} mixes driving layers {used.tolist()} "
+                f"(weights {np.round(w, 3).tolist()}) at mix_width {mix_width}; SPEC.md §5 asks "
+                f"for 2–3 adjacent layers: widen ResponseDesign.mix_width")
 
 
 def _groups_by_true_layer(true_layer: dict) -> list[list[str]]:
